@@ -1,0 +1,93 @@
+"""Make the student release from the reference solutions: one source of truth.
+
+Solution regions are marked as nbgrader marks them::
+
+    ### BEGIN SOLUTION
+    ...
+    ### END SOLUTION
+
+and become a ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` stub at the
+marker's indentation. Every other file of the source folder is copied unchanged.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+SKIP = {"__pycache__", ".pytest_cache"}
+
+
+class ReleaseError(ValueError):
+    """A malformed solution region; the message names the file and line."""
+
+
+def solution_regions(source: str, name: str = "<source>") -> list[tuple[int, int]]:
+    """Return (begin, end) 0-based line indices of each marked region, markers included."""
+    regions, start = [], None
+    for i, line in enumerate(source.splitlines()):
+        marker = line.strip()
+        if marker == BEGIN:
+            if start is not None:
+                raise ReleaseError(f"{name}:{i + 1}: BEGIN SOLUTION inside another region")
+            start = i
+        elif marker == END:
+            if start is None:
+                raise ReleaseError(f"{name}:{i + 1}: END SOLUTION without BEGIN SOLUTION")
+            regions.append((start, i))
+            start = None
+    if start is not None:
+        raise ReleaseError(f"{name}:{start + 1}: BEGIN SOLUTION is never closed")
+    return regions
+
+
+def strip_solutions(source: str, name: str = "<source>") -> str:
+    """Replace each solution region with the student stub, keeping its indentation."""
+    lines = source.splitlines(keepends=True)
+    out: list[str] = []
+    last = 0
+    for begin, end in solution_regions(source, name):
+        out.extend(lines[last:begin])
+        indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+        out.extend(f"{indent}{stub}\n" for stub in STUB)
+        last = end + 1
+    out.extend(lines[last:])
+    return "".join(out)
+
+
+def solution_lines(source: str) -> set[str]:
+    """The stripped, non-trivial lines inside solution regions (for leak checks)."""
+    lines = source.splitlines()
+    found = set()
+    for begin, end in solution_regions(source):
+        for line in lines[begin + 1 : end]:
+            text = line.split("#")[0].strip()
+            if len(text) > 8:
+                found.add(text)
+    return found
+
+
+def release(source_dir: Path, target_dir: Path) -> list[Path]:
+    """Write the student version of ``source_dir`` into ``target_dir``; return its files.
+
+    ``target_dir`` is emptied first, so a file removed from the source disappears from
+    the release too.
+    """
+    source_dir, target_dir = Path(source_dir), Path(target_dir)
+    if target_dir.exists():
+        shutil.rmtree(target_dir)
+    written = []
+    for src in sorted(source_dir.rglob("*")):
+        if src.is_dir() or SKIP & set(src.relative_to(source_dir).parts):
+            continue
+        dst = target_dir / src.relative_to(source_dir)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.suffix == ".py":
+            text = src.read_text(encoding="utf-8")
+            dst.write_text(strip_solutions(text, str(src)), encoding="utf-8")
+        else:
+            shutil.copyfile(src, dst)
+        written.append(dst)
+    return written

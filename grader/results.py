@@ -1,0 +1,93 @@
+"""What grading produces: one result per graded check, gathered per student.
+
+These are plain data, computed only in the grader's process; ``reports`` turns them
+into files and ``scoring`` into totals. ``to_json`` is the documented report.json
+contract, so tools can script against it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["passed", "failed", "error", "timeout"]
+STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout")
+
+
+def points(value: float) -> float:
+    """Round a score so sums of shares are identical on every machine."""
+    return round(float(value) + 0.0, 4)
+
+
+@dataclass
+class TestResult:
+    """One graded check, e.g. ``Affine: dW (4-D input)``."""
+
+    name: str
+    part: str
+    score: float
+    max_score: float
+    status: Status
+    feedback: str = ""
+    misconception: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "part": self.part,
+            "score": points(self.score),
+            "max_score": points(self.max_score),
+            "status": self.status,
+            "feedback": self.feedback,
+            "misconception": self.misconception,
+        }
+
+
+@dataclass
+class StudentResult:
+    """Everything graded for one student, plus what the run itself had to say."""
+
+    student: str
+    tests: list[TestResult] = field(default_factory=list)
+    isolation: str = "isolation: full"
+    notes: list[str] = field(default_factory=list)  # submission-level messages
+    output: str = ""  # what the submission printed, capped
+
+    @property
+    def score(self) -> float:
+        return points(sum(t.score for t in self.tests))
+
+    @property
+    def max_score(self) -> float:
+        return points(sum(t.max_score for t in self.tests))
+
+    def parts(self) -> dict[str, dict[str, float]]:
+        """Score and maximum per part, in the order the parts were graded."""
+        totals: dict[str, dict[str, float]] = {}
+        for t in self.tests:
+            part = totals.setdefault(t.part, {"score": 0.0, "max_score": 0.0})
+            part["score"] += t.score
+            part["max_score"] += t.max_score
+        return {name: {k: points(v) for k, v in p.items()} for name, p in totals.items()}
+
+    def misconceptions(self) -> list[str]:
+        """Known mistakes diagnosed anywhere in this submission, first seen first."""
+        return list(dict.fromkeys(t.misconception for t in self.tests if t.misconception))
+
+    def to_json(self) -> dict:
+        return {
+            "student": self.student,
+            "score": self.score,
+            "max_score": self.max_score,
+            "parts": self.parts(),
+            "tests": [t.to_json() for t in self.tests],
+            "isolation": self.isolation,
+            "notes": list(self.notes),
+            "output": self.output,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> StudentResult:
+        """Read back a report.json (used by ``--resume``)."""
+        tests = [TestResult(**t) for t in data["tests"]]
+        return cls(student=data["student"], tests=tests, isolation=data.get("isolation", ""),
+                   notes=list(data.get("notes", [])), output=data.get("output", ""))
