@@ -17,7 +17,7 @@ from pathlib import Path
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
-SKIP = {"__pycache__", ".pytest_cache"}
+SKIP = {"__pycache__"}  # and every dot-folder or dot-file (.pytest_cache, .benchmarks, ...)
 
 
 class ReleaseError(ValueError):
@@ -29,6 +29,8 @@ def solution_regions(source: str, name: str = "<source>") -> list[tuple[int, int
     regions, start = [], None
     for i, line in enumerate(source.splitlines()):
         marker = line.strip()
+        if ("BEGIN SOLUTION" in marker or "END SOLUTION" in marker) and marker not in (BEGIN, END):
+            raise ReleaseError(f"{name}:{i + 1}: malformed marker {marker!r}; write {BEGIN!r} or {END!r}")
         if marker == BEGIN:
             if start is not None:
                 raise ReleaseError(f"{name}:{i + 1}: BEGIN SOLUTION inside another region")
@@ -72,22 +74,28 @@ def solution_lines(source: str) -> set[str]:
 def release(source_dir: Path, target_dir: Path) -> list[Path]:
     """Write the student version of ``source_dir`` into ``target_dir``; return its files.
 
-    ``target_dir`` is emptied first, so a file removed from the source disappears from
-    the release too.
+    Every source is checked before anything is written; then ``target_dir`` is
+    emptied, so a file removed from the source disappears from the release too.
     """
-    source_dir, target_dir = Path(source_dir), Path(target_dir)
+    source_dir, target_dir = Path(source_dir).resolve(), Path(target_dir).resolve()
+    if target_dir == source_dir or source_dir.is_relative_to(target_dir) \
+            or target_dir.is_relative_to(source_dir):
+        raise ReleaseError(f"the release folder {target_dir} must be outside {source_dir}")
+    files = {}
+    for src in sorted(source_dir.rglob("*")):
+        parts = src.relative_to(source_dir).parts
+        if src.is_dir() or SKIP & set(parts) or any(p.startswith(".") for p in parts):
+            continue
+        data = src.read_bytes()
+        if src.suffix == ".py":
+            data = strip_solutions(data.decode("utf-8"), str(src)).encode("utf-8")
+        files[src.relative_to(source_dir)] = data
     if target_dir.exists():
         shutil.rmtree(target_dir)
     written = []
-    for src in sorted(source_dir.rglob("*")):
-        if src.is_dir() or SKIP & set(src.relative_to(source_dir).parts):
-            continue
-        dst = target_dir / src.relative_to(source_dir)
+    for relative, data in files.items():
+        dst = target_dir / relative
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.suffix == ".py":
-            text = src.read_text(encoding="utf-8")
-            dst.write_text(strip_solutions(text, str(src)), encoding="utf-8")
-        else:
-            shutil.copyfile(src, dst)
+        dst.write_bytes(data)
         written.append(dst)
     return written

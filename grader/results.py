@@ -22,6 +22,8 @@ def points(value: float) -> float:
 class TestResult:
     """One graded check, e.g. ``Affine: dW (4-D input)``."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     part: str
     score: float
@@ -51,6 +53,7 @@ class StudentResult:
     isolation: str = "isolation: full"
     notes: list[str] = field(default_factory=list)  # submission-level messages
     output: str = ""  # what the submission printed, capped
+    grader_errors: list[str] = field(default_factory=list)  # tracebacks for the instructor only
 
     @property
     def score(self) -> float:

@@ -1,0 +1,142 @@
+"""TwoLayerNet.gradient: forward, then every layer's backward from the last to the first.
+
+The student's net is built with their own layers, so a wrong layer would make the
+gradient wrong twice over. The check therefore also replays the correct walk
+(lastLayer, Affine2, Relu1, Affine1) on the student's own layer objects: if their
+``gradient`` equals that, the method is right and the error belongs to a layer part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from grader import checks, diagnosis
+from grader.exercises.base import Case, Judging, Misconception, Values, case_rng, copy
+from grader.exercises.inputs import sizes
+from grader.worker.client import Program, StudentError
+
+PARAMS = ("W1", "b1", "W2", "b2")
+WALK = ("lastLayer", "layers['Affine2']", "layers['Relu1']", "layers['Affine1']")
+
+
+def _net(rng, one_hot: bool) -> Values:
+    n, (i, h, o) = int(rng.integers(3, 6)), sizes(rng, 3, 3, 8)
+    values = {"sizes": (i, h, o), "x": rng.standard_normal((n, i)),
+              "W1": rng.normal(0, 0.5, (i, h)), "b1": rng.normal(0, 0.1, h),
+              "W2": rng.normal(0, 0.5, (h, o)), "b2": rng.normal(0, 0.1, o)}
+    while np.min(np.abs(values["x"] @ values["W1"] + values["b1"])) < 0.05:  # ReLU kinks
+        values["x"] = rng.standard_normal((n, i))
+    labels = rng.integers(0, o, n)
+    values["t"] = np.eye(o)[labels] if one_hot else labels
+    return values
+
+
+@dataclass
+class NetExercise(Judging):
+    part: str = "TwoLayerNet"
+    cls: str = "TwoLayerNet"
+    module: str = "two_layer_net"
+    file: str = "two_layer_net.py"
+    points: dict = field(default_factory=lambda: {"loss": 1, "W1": 2, "b1": 1, "W2": 2, "b2": 1})
+    cases: list = field(default_factory=lambda: [
+        Case("class-index labels", lambda rng: _net(rng, False)),
+        Case("one-hot labels", lambda rng: _net(rng, True))])
+    misconceptions: list = field(default_factory=lambda: [
+        Misconception("lastLayer-skipped", "lastLayer.backward skipped",
+                      "The walk starts at the loss: dout = self.lastLayer.backward(1), then the layers.",
+                      trace=lambda t: bool(t) and "lastLayer" not in t),
+        Misconception("layers-forward-order", "layers walked in forward order",
+                      "Backpropagation visits the layers in *reverse*: Affine2, Relu1, then Affine1.",
+                      trace=lambda t: [s for s in t if s.startswith("layers[")][:1] == [WALK[3]]),
+    ])
+
+    @property
+    def max_points(self) -> float:
+        return sum(self.points.values()) * len(self.cases)
+
+    def build(self, program: Program, values: Values):
+        net = program.new(self.module, self.cls, *values["sizes"])
+        for key in PARAMS:  # in place: the layers hold these very arrays
+            program.assign(net, ("params", key), values[key])
+        return net
+
+    def expected(self, reference, values: Values) -> dict:
+        net = reference[self.module].TwoLayerNet(*values["sizes"])
+        for key in PARAMS:
+            net.params[key][...] = values[key]
+        grads = net.gradient(values["x"].copy(), values["t"].copy())
+        return {"loss": np.float64(net.loss(values["x"].copy(), values["t"].copy())), **grads}
+
+    def grade_case(self, worker, case, items, reference, seed) -> None:
+        values = case.make(case_rng(seed, self.part, case.name))
+        expected = self.expected(reference, values)
+
+        program = Program()
+        program.keep(program.call(self.build(program, values), "loss", values["x"], values["t"]))
+        try:
+            (loss,), _ = worker.run(program)
+            self.judge("loss", loss, expected["loss"], values, items, "TwoLayerNet.loss")
+        except StudentError as exc:
+            items["loss"].error(diagnosis.format_error("TwoLayerNet.loss", exc.error))
+
+        program = Program()
+        program.keep(program.call(self.build(program, values), "gradient", values["x"], values["t"]))
+        try:
+            (grads,), trace = worker.run(program)
+        except StudentError as exc:
+            mistake = self.from_trace(exc.trace) or self.diagnose_error(exc.error, values)
+            text = diagnosis.format_error("TwoLayerNet.gradient", exc.error)
+            for key in PARAMS:
+                items[key].error(text + (f"\n{mistake.text()}" if mistake else ""),
+                                 misconception=mistake.id if mistake else None)
+            return
+        if not isinstance(grads, dict):
+            for key in PARAMS:
+                items[key].failed(f"TwoLayerNet.gradient should return a dict with keys "
+                                  f"{', '.join(PARAMS)}; got {checks.describe(grads)}.")
+            return
+        mistake = self.from_trace(trace)
+        own = None
+        for key in PARAMS:
+            value, item = grads.get(key), items[key]
+            verdict = checks.compare(f"TwoLayerNet.gradient: {key}", value, expected[key],
+                                     batch=values["x"].shape[0])
+            if verdict.ok:
+                item.passed(verdict.message)
+                continue
+            if own is None:
+                own = self.own_layers_walk(worker, values) or {}
+            if not mistake and key in own and checks.compare("", value, own[key]).ok:
+                item.passed(f"TwoLayerNet.gradient: {key}: your gradient() walks the layers correctly; "
+                            "the value differs from the true gradient only because of your layers "
+                            "(see their parts).")
+                continue
+            item.failed(verdict.message + (f"\n{mistake.text()}" if mistake else ""),
+                        mistake.id if mistake else None)
+
+    def from_trace(self, trace: list[str]):
+        for m in self.misconceptions:
+            if m.trace and m.trace(trace):
+                return m
+        return None
+
+    def own_layers_walk(self, worker, values: Values) -> dict | None:
+        """The correct backward walk, replayed by the grader on the student's own layers."""
+        program = Program()
+        net = self.build(program, values)
+        program.call(net, "loss", copy(values)["x"], values["t"])
+        dout = program.call(program.get(net, "lastLayer"), "backward")
+        for name in ("Affine2", "Relu1", "Affine1"):
+            dout = program.call(program.get(net, "layers", name), "backward", dout)
+        refs = [program.get(net, "layers", layer, attr) for layer in ("Affine1", "Affine2")
+                for attr in ("dW", "db")]
+        program.keep(*refs)
+        try:
+            got, _ = worker.run(program)
+        except StudentError:
+            return None
+        return dict(zip(("W1", "b1", "W2", "b2"), got, strict=True))
+
+
+EXERCISE = NetExercise()

@@ -1,0 +1,664 @@
+"""Turn graded results into files: per-student reports, grades.csv, a class report.
+
+Layout written by the pipeline (``folder`` arguments are chosen by the caller)::
+
+    REPORTS/grades.csv                 one row per student (write_grades_csv)
+    REPORTS/class.html, class.md       class statistics (write_class_report)
+    REPORTS/<student>/report.json      StudentResult.to_json() (write_student)
+    REPORTS/<student>/report.md        readable report (Markdown)
+    REPORTS/<student>/report.html      readable report (standalone HTML, no JS)
+    REPORTS/<student>/results.json     Gradescope autograder format
+
+Everything is deterministic (same results -> same bytes), every file is written
+atomically, and each per-student file stays under ``REPORT_CAP`` bytes however much a
+submission printed: long output, feedback and notes are cut with a visible
+``[... truncated N bytes]`` marker. The cut is applied once, to a copy of the result,
+so report.json, report.md, report.html and results.json all show the same text, and
+report.json is exactly that copy's ``to_json()``.
+
+Text that comes from a submission (its output, exception messages quoted in feedback,
+the student id) is HTML-escaped by Jinja2's autoescape in the HTML, escaped or fenced
+in Markdown, and passed to rich as plain ``Text`` (never as markup).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import statistics
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import jinja2
+
+from grader import __version__
+from grader.results import STATUSES, StudentResult, TestResult, points
+
+if TYPE_CHECKING:  # rich is imported lazily: only the terminal summary needs it
+    from rich.table import Table
+
+REPORT_CAP = 256 * 1024
+"""Upper bound, in bytes, of every file ``write_student`` writes."""
+
+TITLE = "Backpropagation (chapter 5)"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATUS_LABELS = {"passed": "passed", "failed": "failed", "error": "error",
+                 "timeout": "timed out"}
+
+
+# --------------------------------------------------------------------------- files
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import: os.umask is process-wide
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old file or the new one.
+
+    ``str`` is encoded as UTF-8 before anything touches the disk, so unencodable text
+    fails without side effects. The bytes go to a temporary file in the same folder,
+    which is fsynced and then renamed over ``path`` (``os.replace`` is atomic on POSIX
+    and Windows). On any error the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX only; a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------ numbers
+
+def fmt_points(value: float) -> str:
+    """``10.0 -> "10"``, ``2.5 -> "2.5"``, ``1/3 -> "0.3333"``: same text everywhere."""
+    v = points(value)
+    if v == 0:
+        return "0"  # also turns -0.0 into "0"
+    if v == int(v):
+        return str(int(v))
+    return f"{v:.4f}".rstrip("0").rstrip(".")
+
+
+def fmt_percent(score: float, max_score: float) -> str:
+    if max_score <= 0:
+        return "–"
+    return f"{100.0 * score / max_score:.0f}%"
+
+
+def _ratio(score: float, max_score: float) -> float:
+    return score / max_score if max_score > 0 else 0.0
+
+
+# --------------------------------------------------------------------- truncation
+
+_CUT_MARKER = "[... truncated {n} bytes]"
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """Keep at most about ``limit`` UTF-8 bytes of ``text``: its head and its tail.
+
+    The middle is replaced by ``[... truncated N bytes]`` (N counts the bytes removed).
+    Cuts fall on line breaks when one is near, and never inside a character. Lone
+    surrogates (from ``surrogateescape``-decoded output) become ``?`` so the result
+    is always valid UTF-8. Text already within the limit comes back unchanged, so
+    truncating twice (e.g. after ``--resume``) is a no-op.
+    """
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data.decode("utf-8")
+    limit = max(limit, 0)
+    head_len = limit * 3 // 4  # the start usually holds the first (real) error
+    tail_len = limit - head_len  # the end holds the final traceback
+    head = data[:head_len]
+    newline = head.rfind(b"\n")
+    if newline >= head_len // 2:
+        head = head[: newline + 1]
+    tail = data[len(data) - tail_len:] if tail_len else b""
+    newline = tail.find(b"\n")
+    if 0 <= newline < len(tail) // 2:
+        tail = tail[newline + 1:]
+    head_text = head.decode("utf-8", "ignore")
+    tail_text = tail.decode("utf-8", "ignore")
+    removed = len(data) - len(head_text.encode("utf-8")) - len(tail_text.encode("utf-8"))
+    sep_before = "" if not head_text or head_text.endswith("\n") else "\n"
+    sep_after = "\n" if tail_text else ""
+    return f"{head_text}{sep_before}{_CUT_MARKER.format(n=removed)}{sep_after}{tail_text}"
+
+
+def _fair_shares(sizes: Sequence[int], total: int, floor: int) -> list[int]:
+    """Split ``total`` bytes among items so short ones keep everything (water-filling)."""
+    shares = [0] * len(sizes)
+    remaining = total
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i], i))
+    for k, i in enumerate(order):
+        fair = max(floor, remaining // (len(order) - k))
+        shares[i] = min(sizes[i], fair)
+        remaining = max(0, remaining - shares[i])
+    return shares
+
+
+@dataclass(frozen=True)
+class _Budget:
+    output: int = 64 * 1024  # what the submission printed
+    feedback: int = 96 * 1024  # all tests' feedback together
+    notes: int = 8 * 1024  # all submission-level notes together
+    text: int = 512  # each name, part, misconception id, isolation line
+    student: int = 256  # the student id
+
+    def scaled(self, factor: float) -> _Budget:
+        return _Budget(*(max(64, int(v * factor)) for v in
+                         (self.output, self.feedback, self.notes, self.text, self.student)))
+
+
+def cap_result(result: StudentResult, budget: _Budget | None = None) -> StudentResult:
+    """A copy of ``result`` whose free text fits ``budget``; scores are unchanged."""
+    b = budget or _Budget()
+
+    def short(s: str | None, limit: int) -> str | None:
+        return None if s is None else truncate_text(s, limit)
+
+    fb_sizes = [len(t.feedback.encode("utf-8", "replace")) for t in result.tests]
+    fb_caps = _fair_shares(fb_sizes, b.feedback, floor=256)
+    note_sizes = [len(n.encode("utf-8", "replace")) for n in result.notes]
+    note_caps = _fair_shares(note_sizes, b.notes, floor=256)
+    tests = [
+        replace(t, name=short(t.name, b.text), part=short(t.part, b.text),
+                feedback=truncate_text(t.feedback, cap),
+                misconception=short(t.misconception, b.text))
+        for t, cap in zip(result.tests, fb_caps, strict=True)
+    ]
+    return StudentResult(
+        student=short(result.student, b.student),
+        tests=tests,
+        isolation=short(result.isolation, b.text),
+        notes=[truncate_text(n, cap) for n, cap in zip(result.notes, note_caps, strict=True)],
+        output=truncate_text(result.output, b.output),
+    )
+
+
+# ----------------------------------------------------------------- display helpers
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def display_text(text: str) -> str:
+    """Text as a person should read it: no ANSI colour codes, no stray control bytes.
+
+    ``\\r\\n`` and lone ``\\r`` (progress bars) become newlines; other control
+    characters become U+FFFD so they are visible but harmless.
+    """
+    text = _ANSI.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("\ufffd", text)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~$])")
+_MD_LINE_START = re.compile(r"^(\s*)(\d*)([#+\-=>.)])")
+
+
+def md_inline(text: object) -> str:
+    """Escape text for Markdown prose or table cells (CommonMark backslash escapes).
+
+    Escapes what could start emphasis, code, links, raw HTML, entities, table cells or
+    maths, plus a block marker (``#``, ``-``, ``1.``) at the start; the rest stays
+    readable in the raw file.
+    """
+    s = display_text(str(text)).replace("\n", " ").replace("\t", " ")
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return _MD_LINE_START.sub(lambda m: f"{m[1]}{m[2]}\\{m[3]}", s)
+
+
+def md_fence(text: str) -> str:
+    """A fenced code block that ``text`` cannot break out of."""
+    body = display_text(text).rstrip("\n")
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
+def student_link(student: str) -> str:
+    """Relative link from the class report to a student's report.html."""
+    return "./" + quote(student, safe="") + "/report.html"
+
+
+def _env() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+                                                default_for_string=True, default=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        _ENV.filters.update(pts=fmt_points, md=md_inline, fence=md_fence)
+    return _ENV
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def _render(template: str, **context: object) -> str:
+    return _env().get_template(template).render(title=TITLE, version=__version__, **context)
+
+
+def _state(score: float, max_score: float) -> str:
+    if max_score > 0 and points(score) >= points(max_score):
+        return "full"
+    return "zero" if score <= 0 else "partial"
+
+
+# ------------------------------------------------------------------ student report
+
+def _test_view(t: TestResult, number: str, hints: Mapping[str, str]) -> dict:
+    return {
+        "number": number,
+        "name": display_text(t.name),
+        "part": display_text(t.part),
+        "score": t.score,
+        "max_score": t.max_score,
+        "status": t.status,
+        "label": STATUS_LABELS.get(t.status, t.status),
+        "feedback": display_text(t.feedback).rstrip("\n"),
+        "misconception": t.misconception and display_text(t.misconception),
+        "hint": display_text(hints[t.misconception]) if t.misconception in hints else "",
+    }
+
+
+def _numbers(result: StudentResult) -> list[str]:
+    """Gradescope-style test numbers: part index . test index within the part."""
+    part_index: dict[str, int] = {}
+    within: dict[str, int] = {}
+    numbers = []
+    for t in result.tests:
+        p = part_index.setdefault(t.part, len(part_index) + 1)
+        within[t.part] = within.get(t.part, 0) + 1
+        numbers.append(f"{p}.{within[t.part]}")
+    return numbers
+
+
+def _student_view(result: StudentResult, hints: Mapping[str, str]) -> dict:
+    tests = [_test_view(t, n, hints) for t, n in zip(result.tests, _numbers(result), strict=True)]
+    counts = {s: sum(t["status"] == s for t in tests) for s in STATUSES}
+    misconceptions = []
+    for mid in result.misconceptions():
+        misconceptions.append({
+            "id": display_text(mid),
+            "hint": display_text(hints.get(mid, "")),
+            "tests": [t["name"] for t in tests if t["misconception"] == display_text(mid)],
+        })
+    output = display_text(result.output).rstrip("\n")
+    return {
+        "student": display_text(result.student),
+        "score": result.score,
+        "max_score": result.max_score,
+        "percent": fmt_percent(result.score, result.max_score),
+        "ratio": min(1.0, max(0.0, _ratio(result.score, result.max_score))),
+        "state": _state(result.score, result.max_score),
+        "isolation": display_text(result.isolation),
+        "notes": [display_text(n).rstrip("\n") for n in result.notes],
+        "parts": [
+            {"name": display_text(name), "score": p["score"], "max_score": p["max_score"],
+             "percent": fmt_percent(p["score"], p["max_score"]),
+             "ratio": min(1.0, max(0.0, _ratio(p["score"], p["max_score"]))),
+             "state": _state(p["score"], p["max_score"])}
+            for name, p in result.parts().items()
+        ],
+        "counts": counts,
+        "n_tests": len(tests),
+        "problems": [t for t in tests if t["status"] != "passed"],
+        "passed": [t for t in tests if t["status"] == "passed"],
+        "misconceptions": misconceptions,
+        "output": output,
+        "output_lines": output.count("\n") + 1 if output else 0,
+        "output_truncated": "[... truncated " in output,
+    }
+
+
+def gradescope_results(result: StudentResult, hints: Mapping[str, str] | None = None) -> dict:
+    """The Gradescope autograder ``results.json`` for one student.
+
+    Gradescope only knows ``passed`` / ``failed``: error and timeout are reported as
+    failed, with the original status first in the test's output. Everything is
+    ``visible`` so students always see their total (otter #383).
+    """
+    hints = hints or {}
+    tests = []
+    for t, number in zip(result.tests, _numbers(result), strict=True):
+        lines = []
+        if t.status in ("error", "timeout"):
+            lines.append(f"[{STATUS_LABELS[t.status]}]")
+        if t.misconception:
+            hint = hints.get(t.misconception)
+            lines.append(f"Likely misconception: {t.misconception}"
+                         + (f": {hint}" if hint else ""))
+        if t.feedback:
+            lines.append(display_text(t.feedback).rstrip("\n"))
+        tests.append({
+            "name": t.name,
+            "number": number,
+            "score": points(t.score),
+            "max_score": points(t.max_score),
+            "status": "passed" if t.status == "passed" else "failed",
+            "output": "\n".join(lines),
+            "output_format": "text",
+            "tags": [t.part],
+            "visibility": "visible",
+        })
+    summary = [f"Score: {fmt_points(result.score)} / {fmt_points(result.max_score)}",
+               result.isolation]
+    summary += [display_text(n).rstrip("\n") for n in result.notes]
+    if result.misconceptions():
+        summary.append("Likely misconceptions: " + ", ".join(result.misconceptions()))
+    if result.output:
+        summary += ["", "What your submission printed:", display_text(result.output).rstrip("\n")]
+    return {
+        "score": result.score,
+        "output": "\n".join(summary),
+        "output_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def _dump_json(data: object) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def render_student(result: StudentResult, hints: Mapping[str, str] | None = None,
+                   cap: int = REPORT_CAP) -> dict[str, str]:
+    """The four per-student files, as text, each at most ``cap`` UTF-8 bytes.
+
+    The free text is cut to a budget; if escaping still makes a file too large (HTML
+    turns ``<`` into four bytes, JSON a control byte into six) the budget is halved
+    until every file fits. Deterministic: same result, same text.
+    """
+    hints = dict(hints or {})
+    budget = _Budget()
+    files: dict[str, str] = {}
+    for attempt in range(16):
+        capped = cap_result(result, budget.scaled(0.5 ** attempt))
+        view = _student_view(capped, hints)
+        files = {
+            "report.json": _dump_json(capped.to_json()),
+            "report.md": _render("student.md", r=view),
+            "report.html": _render("student.html", r=view),
+            "results.json": _dump_json(gradescope_results(capped, hints)),
+        }
+        if all(len(text.encode("utf-8")) <= cap for text in files.values()):
+            break
+    return files
+
+
+def write_student(result: StudentResult, folder: Path, *,
+                  hints: Mapping[str, str] | None = None) -> None:
+    """Write report.json, report.md, report.html and results.json into ``folder``.
+
+    ``hints`` optionally maps misconception ids to a one-line explanation shown next
+    to the id; without it the id is shown alone.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in render_student(result, hints).items():
+        atomic_write(folder / name, text)
+
+
+# ----------------------------------------------------------------------- grades.csv
+
+def _columns(results: Sequence[StudentResult], parts: Sequence[str]) -> list[str]:
+    """The given parts, then (sorted) any part a result has that was not listed."""
+    known = list(dict.fromkeys(parts))
+    extra = sorted({p for r in results for p in r.parts()} - set(known))
+    return known + extra
+
+
+def _sorted(results: Sequence[StudentResult]) -> list[StudentResult]:
+    return sorted(results, key=lambda r: r.student)
+
+
+def write_grades_csv(results: Sequence[StudentResult], parts: Sequence[str], path: Path) -> None:
+    """``student, score, max_score, <part>...``: one row per student, sorted by id.
+
+    A part a student has no tests for holds 0. Parts not in ``parts`` get extra
+    columns at the end rather than being dropped, so the part columns always add up
+    to ``score``. Duplicate student ids raise ValueError (a gradebook import would
+    silently keep one of them).
+    """
+    ids = [r.student for r in results]
+    duplicates = sorted({s for s in ids if ids.count(s) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate student ids: {', '.join(duplicates)}")
+    columns = _columns(results, parts)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["student", "score", "max_score", *columns])
+    for r in _sorted(results):
+        got = r.parts()
+        writer.writerow([r.student, fmt_points(r.score), fmt_points(r.max_score),
+                         *(fmt_points(got.get(p, {}).get("score", 0.0)) for p in columns)])
+    atomic_write(Path(path), buf.getvalue())
+
+
+# --------------------------------------------------------------------- class report
+
+def _problem_count(r: StudentResult, statuses: tuple[str, ...] = ("error", "timeout")) -> int:
+    return sum(t.status in statuses for t in r.tests)
+
+
+def _isolation_lines(results: Sequence[StudentResult]) -> list[dict]:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.isolation] = counts.get(r.isolation, 0) + 1
+    return [{"text": display_text(k), "count": v}
+            for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _distribution(results: Sequence[StudentResult]) -> list[dict]:
+    """Students per 10% band of their own maximum; 100% is a band of its own."""
+    bands = [{"label": f"{10 * i}–{10 * i + 9}%", "count": 0} for i in range(10)]
+    bands.append({"label": "100%", "count": 0})
+    for r in results:
+        ratio = _ratio(r.score, r.max_score)
+        if r.max_score > 0 and points(r.score) >= points(r.max_score):
+            bands[10]["count"] += 1
+        else:
+            bands[min(9, max(0, int(ratio * 10 + 1e-9)))]["count"] += 1
+    top = max((b["count"] for b in bands), default=0)
+    for b in bands:
+        b["ratio"] = b["count"] / top if top else 0.0
+    return list(reversed(bands))  # best band first
+
+
+def _test_stats(results: Sequence[StudentResult], columns: Sequence[str]) -> list[dict]:
+    stats: dict[tuple[str, str], dict] = {}
+    for r in _sorted(results):
+        for t in r.tests:
+            s = stats.setdefault((t.part, t.name), {
+                "part": display_text(t.part), "name": display_text(t.name),
+                "n": 0, "score": 0.0, "max_score": 0.0, **{k: 0 for k in STATUSES}})
+            s["n"] += 1
+            s[t.status] = s.get(t.status, 0) + 1
+            s["score"] += t.score
+            s["max_score"] += t.max_score
+    order = {p: i for i, p in enumerate(columns)}
+    first_seen = {key: i for i, key in enumerate(stats)}
+    rows = []
+    for key in sorted(stats, key=lambda k: (order.get(k[0], len(order)), first_seen[k])):
+        s = stats[key]
+        s["rate"] = s["passed"] / s["n"]
+        s["rate_text"] = f"{100 * s['rate']:.0f}%"
+        s["mean_score"] = points(s["score"] / s["n"])
+        s["mean_max"] = points(s["max_score"] / s["n"])
+        rows.append(s)
+    return rows
+
+
+def _misconception_stats(results: Sequence[StudentResult], hints: Mapping[str, str]) -> list[dict]:
+    students: dict[str, int] = {}
+    tests: dict[str, int] = {}
+    for r in results:
+        for mid in r.misconceptions():
+            students[mid] = students.get(mid, 0) + 1
+        for t in r.tests:
+            if t.misconception:
+                tests[t.misconception] = tests.get(t.misconception, 0) + 1
+    return [{"id": display_text(mid), "students": n, "tests": tests[mid],
+             "hint": display_text(hints.get(mid, ""))}
+            for mid, n in sorted(students.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _class_view(results: Sequence[StudentResult], parts: Sequence[str],
+                hints: Mapping[str, str]) -> dict:
+    columns = _columns(results, parts)
+    ordered = _sorted(results)
+    scores = [r.score for r in ordered]
+    maxima = sorted({r.max_score for r in ordered})
+    part_rows = []
+    for p in columns:
+        got = [r.parts().get(p, {"score": 0.0, "max_score": 0.0}) for r in ordered]
+        mean = points(statistics.fmean(g["score"] for g in got)) if got else 0.0
+        mean_max = points(statistics.fmean(g["max_score"] for g in got)) if got else 0.0
+        full = sum(g["max_score"] > 0 and g["score"] >= g["max_score"] for g in got)
+        part_rows.append({"name": display_text(p), "mean": mean, "max_score": mean_max,
+                          "percent": fmt_percent(mean, mean_max),
+                          "ratio": min(1.0, max(0.0, _ratio(mean, mean_max))),
+                          "full": full, "n": len(got)})
+    students = [{
+        "student": display_text(r.student), "link": student_link(r.student),
+        "score": r.score, "max_score": r.max_score,
+        "percent": fmt_percent(r.score, r.max_score),
+        "state": _state(r.score, r.max_score),
+        "parts": [r.parts().get(p, {}).get("score", 0.0) for p in columns],
+        "errors": _problem_count(r, ("error",)), "timeouts": _problem_count(r, ("timeout",)),
+        "misconceptions": [display_text(m) for m in r.misconceptions()],
+    } for r in ordered]
+    return {
+        "n": len(ordered),
+        "summary": summary_line(ordered),
+        "mean": points(statistics.fmean(scores)) if scores else 0.0,
+        "median": points(statistics.median(scores)) if scores else 0.0,
+        "min": min(scores, default=0.0),
+        "max": max(scores, default=0.0),
+        "max_score": maxima[-1] if maxima else 0.0,
+        "mixed_max": len(maxima) > 1,
+        "full": sum(_state(r.score, r.max_score) == "full" for r in ordered),
+        "with_problems": sum(_problem_count(r) > 0 for r in ordered),
+        "isolation": _isolation_lines(ordered),
+        "distribution": _distribution(ordered),
+        "parts": part_rows,
+        "columns": [display_text(c) for c in columns],
+        "tests": _test_stats(ordered, columns),
+        "misconceptions": _misconception_stats(ordered, hints),
+        "students": students,
+    }
+
+
+def write_class_report(results: Sequence[StudentResult], parts: Sequence[str], folder: Path,
+                       *, hints: Mapping[str, str] | None = None) -> None:
+    """Write class.html and class.md into ``folder``.
+
+    Links point to ``<folder>/<student>/report.html`` (student ids URL-quoted).
+    """
+    view = _class_view(results, parts, dict(hints or {}))
+    folder = Path(folder)
+    atomic_write(folder / "class.md", _render("class.md", c=view))
+    atomic_write(folder / "class.html", _render("class.html", c=view))
+
+
+# ------------------------------------------------------------------------ terminal
+
+def summary_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Table:
+    """One row per student (sorted by id): score/max, each part's points, misconceptions.
+
+    Cells are ``rich.text.Text``, never markup strings, so an id like ``[red]x`` is
+    shown as typed.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = _columns(results, parts)
+    table = Table(title="Grades", title_justify="left", show_lines=False)
+    table.add_column("student", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    for p in columns:
+        table.add_column(Text(p), justify="right", no_wrap=True)
+    table.add_column("misconceptions")
+    style = {"full": "green", "partial": "yellow", "zero": "red"}
+    for r in _sorted(results):
+        got = r.parts()
+        cells = [Text(display_text(r.student)),
+                 Text(f"{fmt_points(r.score)}/{fmt_points(r.max_score)}",
+                      style=style[_state(r.score, r.max_score)])]
+        for p in columns:
+            if p in got:
+                s, m = got[p]["score"], got[p]["max_score"]
+                cells.append(Text(f"{fmt_points(s)}/{fmt_points(m)}", style=style[_state(s, m)]))
+            else:
+                cells.append(Text("–", style="dim"))
+        problems = [f"{n} {STATUS_LABELS[s]}" for s in ("error", "timeout")
+                    if (n := _problem_count(r, (s,)))]
+        text = Text(", ".join(display_text(m) for m in r.misconceptions()))
+        if problems:
+            text.append(("; " if text else "") + ", ".join(problems), style="bold red")
+        cells.append(text)
+        table.add_row(*cells)
+    return table
+
+
+def summary_line(results: Sequence[StudentResult]) -> str:
+    """``12 students: mean 7.5/10, median 8, 3 with full marks, 2 with errors/timeouts``."""
+    if not results:
+        return "0 students graded"
+    scores = [r.score for r in results]
+    maxima = {r.max_score for r in results}
+    mean = fmt_points(statistics.fmean(scores))
+    if len(maxima) == 1:
+        mean += f"/{fmt_points(next(iter(maxima)))}"
+    full = sum(_state(r.score, r.max_score) == "full" for r in results)
+    problems = sum(_problem_count(r) > 0 for r in results)
+    noun = "student" if len(results) == 1 else "students"
+    return (f"{len(results)} {noun}: mean {mean}, median {fmt_points(statistics.median(scores))},"
+            f" {full} with full marks, {problems} with errors/timeouts")

@@ -1,0 +1,330 @@
+"""The grader's side of a worker: start it in the sandbox, send requests, enforce limits.
+
+A request is a small program (``Program``) of construct / call / get / assign steps
+run in one round trip. Everything that comes back is decoded by ``protocol`` into
+plain ndarrays, numbers, tuples, lists, dicts and ``RemoteObject`` handles; nothing
+the worker sends is executed or trusted beyond its type and shape.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader import sandbox
+from grader.worker import WORKER_DIR, protocol
+
+
+class WorkerError(Exception):
+    """The request produced no answer: crash, timeout, or a garbled channel."""
+
+    status = "error"
+
+
+class WorkerTimeout(WorkerError):
+    status = "timeout"
+
+
+class StudentError(Exception):
+    """The student's code raised; ``error`` holds type, message and their own frames."""
+
+    def __init__(self, error: dict, step: int, partial: list, trace: list):
+        self.error, self.step, self.partial, self.trace = error, step, partial, trace
+        super().__init__(f"{error.get('type')}: {error.get('message')}")
+
+
+@dataclass
+class Output:
+    """What the submission printed, kept up to ``limit`` bytes."""
+
+    limit: int
+    data: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = max(self.limit - len(self.data), 0)
+        self.data += chunk[:room]
+        self.dropped += max(len(chunk) - room, 0)
+
+    def text(self) -> str:
+        text = self.data.decode("utf-8", errors="replace")
+        if self.dropped:
+            text += f"\n[... {self.dropped} more bytes of output dropped]"
+        return text
+
+
+class Worker:
+    """One sandboxed process holding one student's modules; restartable."""
+
+    def __init__(self, submission: Path, limits: sandbox.Limits, mode: str = "auto"):
+        self.submission, self.limits, self.mode = Path(submission).resolve(), limits, mode
+        self.output = Output(limits.output_bytes)
+        self.proc: subprocess.Popen | None = None
+        self.modules: dict = {}
+        self.generation = 0
+        self.isolation: sandbox.Isolation | None = None
+        self.dead_reason = "the worker is not running"
+        self._buffer = bytearray()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> dict:
+        """Start the worker and import the submission; return each module's status."""
+        self.close()
+        launch = sandbox.prepare(WORKER_DIR, self.submission, self.limits, self.mode)
+        self.isolation = launch.isolation
+        try:
+            self.proc = subprocess.Popen(
+                launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=launch.env, cwd=launch.cwd, preexec_fn=launch.preexec_fn,
+                start_new_session=True, bufsize=0,
+            )
+        except OSError as exc:
+            raise WorkerError(f"the worker could not be started ({exc})") from None
+        for stream in (self.proc.stdout, self.proc.stderr):
+            os.set_blocking(stream.fileno(), False)
+        self._buffer.clear()
+        self.generation += 1
+        header, _ = self._receive(time.monotonic() + self.limits.call_seconds + 5)
+        self.modules = header.get("modules", {}) if isinstance(header.get("modules"), dict) else {}
+        return self.modules
+
+    def close(self) -> None:
+        if self.proc is not None:
+            sandbox.kill(self.proc)
+            self._drain_stderr()
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                stream.close()
+            self.proc = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- requests ------------------------------------------------------------------
+    def run(self, program: Program) -> tuple[list, list]:
+        """Run ``program``; return (kept values, backward trace) or raise.
+
+        Raises StudentError when the student's code raised, WorkerTimeout past the
+        per-call deadline, WorkerError when the worker died or broke the protocol;
+        after a WorkerError the worker is dead and must be restarted.
+        """
+        if not self.alive:
+            raise WorkerError(self.dead_reason)
+        frames: list[bytes] = []
+        steps = [program.encode_step(s, frames) for s in program.steps]
+        message = protocol.pack({"steps": steps, "return": program.kept}, frames)
+        deadline = time.monotonic() + self.limits.call_seconds
+        try:
+            self._send(message, deadline)
+            header, arrays = self._receive(deadline)
+            decode = lambda tree: protocol.decode(tree, arrays, self._remote)  # noqa: E731
+            trace = [str(t)[:100] for t in header.get("trace", [])][:100]
+            if header.get("ok") is True:
+                return [decode(t) for t in header.get("results", [])], trace
+            if header.get("ok") is False and isinstance(header.get("error"), dict):
+                partial = [decode(t) for t in header.get("results", [])]
+                step = header.get("step") if isinstance(header.get("step"), int) else -1
+                raise StudentError(clean_error(header["error"]), step, partial, trace)
+            raise protocol.ProtocolError("reply is neither ok nor an error")
+        except protocol.ProtocolError as exc:
+            self.close()
+            raise WorkerError(f"the worker sent malformed data ({exc})") from None
+
+    def _remote(self, tree: dict) -> RemoteObject:
+        methods = tree.get("methods") if isinstance(tree.get("methods"), list) else []
+        return RemoteObject(self, tree.get("h"), str(tree.get("type", "?"))[:100],
+                            frozenset(str(m) for m in methods[:200]))
+
+    def _send(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdin, selectors.EVENT_WRITE)
+            sel.register(self.proc.stderr, selectors.EVENT_READ)
+            while view:
+                for key, _ in self._select(sel, deadline):
+                    if key.fileobj is self.proc.stderr:
+                        self._read_stderr()
+                    else:
+                        try:
+                            view = view[os.write(self.proc.stdin.fileno(), view[: 1 << 16]):]
+                        except (BrokenPipeError, OSError):
+                            self._died()
+
+    def _receive(self, deadline: float) -> tuple[dict, list]:
+        def read_exactly(n: int) -> bytes:
+            while len(self._buffer) < n:
+                self._fill(deadline)
+            chunk = bytes(self._buffer[:n])
+            del self._buffer[:n]
+            return chunk
+
+        try:
+            return protocol.read_message(read_exactly)
+        except protocol.ProtocolError as exc:
+            self.close()
+            raise WorkerError(f"the worker sent malformed data ({exc})") from None
+
+    def _fill(self, deadline: float) -> None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            sel.register(self.proc.stderr, selectors.EVENT_READ)
+            for key, _ in self._select(sel, deadline):
+                if key.fileobj is self.proc.stderr:
+                    self._read_stderr()
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
+                if not chunk:
+                    self._died()
+                self._buffer += chunk
+                if len(self._buffer) > protocol.MAX_MESSAGE + protocol.MAX_HEADER:
+                    raise protocol.ProtocolError("reply too large")
+
+    def _select(self, sel: selectors.BaseSelector, deadline: float):
+        left = deadline - time.monotonic()
+        events = sel.select(timeout=max(left, 0)) if left > 0 else []
+        if not events:
+            self.close()
+            raise WorkerTimeout(f"no answer within {self.limits.call_seconds:g} s")
+        return events
+
+    def _read_stderr(self) -> None:
+        try:
+            chunk = os.read(self.proc.stderr.fileno(), 1 << 16)
+        except BlockingIOError:
+            return
+        self.output.add(chunk)
+
+    def _drain_stderr(self) -> None:
+        try:
+            while chunk := os.read(self.proc.stderr.fileno(), 1 << 16):
+                self.output.add(chunk)
+        except (BlockingIOError, OSError, ValueError):
+            pass
+
+    def _died(self):
+        code = self.proc.wait() if self.proc else None
+        self.close()
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        raise WorkerError(f"the submission ended the worker process ({how})")
+
+
+def clean_error(error: dict) -> dict:
+    """Keep only well-typed, short fields of a student exception report."""
+    frames = []
+    for f in error.get("frames", [])[:8] if isinstance(error.get("frames"), list) else []:
+        if isinstance(f, dict):
+            frames.append({"file": str(f.get("file", "?"))[:100], "line": _int(f.get("line")),
+                           "function": str(f.get("function", "?"))[:100],
+                           "code": str(f.get("code", ""))[:200]})
+    return {"type": str(error.get("type", "Exception"))[:100],
+            "message": str(error.get("message", ""))[:1000], "frames": frames}
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+class Program:
+    """A batch of steps run in one round trip; each step's result can feed later ones."""
+
+    def __init__(self):
+        self.steps: list[dict] = []
+        self.kept: list[int] = []
+
+    def _add(self, step: dict) -> protocol.Ref:
+        self.steps.append(step)
+        return protocol.Ref({"t": "step", "i": len(self.steps) - 1})
+
+    def new(self, module: str, name: str, *args, **kwargs) -> protocol.Ref:
+        return self._add({"op": "new", "module": module, "name": name, "args": args, "kwargs": kwargs})
+
+    def func(self, module: str, name: str, *args, **kwargs) -> protocol.Ref:
+        return self._add({"op": "func", "module": module, "name": name, "args": args, "kwargs": kwargs})
+
+    def call(self, target, name: str, *args, tolerate: bool = False, **kwargs) -> protocol.Ref:
+        """Call a method; with ``tolerate`` an exception becomes the result and later steps run."""
+        return self._add({"op": "call", "target": target, "name": name, "args": args,
+                          "kwargs": kwargs, "tolerate": tolerate})
+
+    def get(self, target, *path: str, optional: bool = False) -> protocol.Ref:
+        """Read an attribute (or dict entry) path; ``optional``: None when it is missing."""
+        return self._add({"op": "get", "target": target, "path": list(path), "optional": optional})
+
+    def assign(self, target, path: tuple[str, ...], value) -> protocol.Ref:
+        return self._add({"op": "assign", "target": target, "path": list(path), "args": [value]})
+
+    def keep(self, *refs: protocol.Ref) -> None:
+        """Ask for these steps' results back (in this order)."""
+        self.kept.extend(r.tree["i"] for r in refs)
+
+    @staticmethod
+    def encode_step(step: dict, frames: list[bytes]) -> dict:
+        def enc(value):
+            if isinstance(value, RemoteObject):
+                value = value.ref
+            return protocol.encode(value, frames)
+
+        out = {k: v for k, v in step.items() if k not in ("args", "kwargs", "target")}
+        if "target" in step:
+            out["target"] = enc(step["target"])
+        out["args"] = [enc(a) for a in step.get("args", ())]
+        out["kwargs"] = {k: enc(v) for k, v in step.get("kwargs", {}).items()}
+        return out
+
+
+class RemoteObject:
+    """A student's object living in the worker: methods are called remotely, never here."""
+
+    def __init__(self, worker: Worker, handle, type_name: str, methods: frozenset[str]):
+        self._worker, self._handle, self.type_name = worker, handle, type_name
+        self._methods, self._generation = methods, worker.generation
+        self.ref = protocol.Ref({"t": "obj", "h": handle})
+
+    def _run(self, build) -> object:
+        if self._generation != self._worker.generation:
+            raise WorkerError("the worker was restarted; this object is gone")
+        program = Program()
+        program.keep(build(program))
+        values, _ = self._worker.run(program)
+        return values[0]
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._methods:
+            return lambda *a, **k: self._run(lambda p: p.call(self, name, *a, **k))
+        return self._run(lambda p: p.get(self, name))
+
+    def assign(self, path: tuple[str, ...], value) -> None:
+        """Write ``value`` into the array at ``path`` in place (e.g. ``("params", "W1")``)."""
+        self._run(lambda p: p.assign(self, path, value))
+
+    def __repr__(self) -> str:
+        return f"<remote {self.type_name}>"
+
+
+class RemoteModule:
+    """``student.layers.Affine(W, b)`` builds an Affine in the worker and returns its handle."""
+
+    def __init__(self, worker: Worker, name: str):
+        self._worker, self._name = worker, name
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def construct_or_call(*args, **kwargs):
+            program = Program()
+            program.keep(program.new(self._name, name, *args, **kwargs))
+            return self._worker.run(program)[0][0]
+
+        return construct_or_call

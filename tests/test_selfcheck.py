@@ -1,0 +1,249 @@
+"""The students' public self-check, run exactly as a student runs it: ``pytest`` in the folder.
+
+Each run uses a temporary copy of ``assignments/backprop`` (never the folder itself) in
+a fresh interpreter, with a JUnit report for per-test outcomes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from grader import paths
+
+IGNORED = ("__pycache__", ".pytest_cache")
+STUDENT_FILES = ("layers.py", "two_layer_net.py", "buy_apple_orange.py")
+TIME_LIMIT = 10.0  # seconds for one whole self-check run (acceptance item)
+SELF_CHECK_TESTS = {
+    "test_mul_layer": "MulLayer.backward",
+    "test_add_layer": "AddLayer.backward",
+    "test_activation[Relu]": "Relu.backward",
+    "test_activation[Sigmoid]": "Sigmoid.backward",
+    "test_affine[2-D input]": "Affine.backward",
+    "test_affine[4-D input]": "Affine.backward",
+    "test_softmax_with_loss[one-hot]": "SoftmaxWithLoss.backward",
+    "test_softmax_with_loss[class indices]": "SoftmaxWithLoss.backward",
+    "test_two_layer_net_gradient": "TwoLayerNet.gradient",
+    "test_shopping_graph": "buy_apple_orange",
+}
+
+
+def env() -> dict[str, str]:
+    """The caller's environment minus anything that would change how pytest runs."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "PYTHONPATH"}}
+    clean["PYTHONDONTWRITEBYTECODE"] = "1"
+    return clean
+
+
+def student_copy(tmp_path: Path, solved: bool = False) -> Path:
+    """A fresh copy of the release; ``solved`` swaps in the three reference files."""
+    folder = tmp_path / "backprop"
+    shutil.copytree(paths.ASSIGNMENT, folder, ignore=shutil.ignore_patterns(*IGNORED))
+    if solved:
+        for name in STUDENT_FILES:
+            shutil.copyfile(paths.SOLUTIONS / name, folder / name)
+    return folder
+
+
+SEEDING_CONFTEST = """\
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed(request):
+    request.module.rng = np.random.default_rng({seed})
+    np.random.seed({seed})
+"""
+
+
+def run_selfcheck(folder: Path, seed: int | None = None):
+    """Run ``pytest`` in ``folder``; return (process, {test: (outcome, message)}, seconds).
+
+    ``seed`` adds a conftest.py that reseeds the self-check's random inputs before each
+    test, for runs whose expected outcome must not depend on the draw.
+    """
+    if seed is not None:
+        (folder / "conftest.py").write_text(SEEDING_CONFTEST.format(seed=seed))
+    report = folder.parent / "report.xml"
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--junitxml={report}"],
+        cwd=folder, env=env(), capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.perf_counter() - start
+    outcomes = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in {"failure", "error", "skipped"}:
+                outcome, message = child.tag, child.get("message", "")
+        outcomes[case.get("name")] = (outcome, message)
+    assert set(outcomes) == set(SELF_CHECK_TESTS), "the self-check's test set changed"
+    return proc, outcomes, elapsed
+
+
+def test_fresh_release_fails_every_test_with_not_implemented(tmp_path):
+    """Untouched stubs: every test fails, each saying which method is not implemented yet."""
+    proc, outcomes, elapsed = run_selfcheck(student_copy(tmp_path))
+    assert proc.returncode == 1, proc.stdout
+    assert elapsed < TIME_LIMIT
+    for test, name in SELF_CHECK_TESTS.items():
+        outcome, message = outcomes[test]
+        assert outcome == "failure", f"{test}: {outcome}"
+        assert name in message and "is not implemented yet" in message, f"{test}: {message}"
+    for name in set(SELF_CHECK_TESTS.values()):
+        assert name in proc.stdout
+    assert proc.stdout.count("is not implemented yet") >= len(SELF_CHECK_TESTS)
+
+
+def test_reference_solutions_pass_every_test(tmp_path):
+    """With the reference files dropped in, the self-check must be green (as students run it)."""
+    proc, outcomes, elapsed = run_selfcheck(student_copy(tmp_path, solved=True))
+    failed = {test: result for test, result in outcomes.items() if result[0] != "passed"}
+    assert not failed, failed
+    assert proc.returncode == 0, proc.stdout
+    assert elapsed < TIME_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("original", "bug", "failing"),
+    [
+        pytest.param(
+            "self.db = np.sum(dout, axis=0)",
+            "self.db = np.mean(dout, axis=0)",
+            {
+                "test_affine[2-D input]": ("Affine.backward: db", "largest relative error"),
+                "test_affine[4-D input]": ("Affine.backward: db", "largest relative error"),
+                # TwoLayerNet is built from Affine layers, so its check must catch it too
+                "test_two_layer_net_gradient": ("TwoLayerNet.gradient: ",),
+            },
+            id="Affine db as mean",
+        ),
+        pytest.param(
+            "dx = dx.reshape(*self.original_x_shape)",
+            "pass",
+            {"test_affine[4-D input]": ("Affine.backward: dx", "shape (3, 6)", "(3, 2, 1, 3)")},
+            id="Affine dx not reshaped",
+        ),
+    ],
+)
+def test_one_bug_fails_exactly_the_affected_tests(tmp_path, original, bug, failing):
+    """A single wrong line flags exactly the tests that use it, with a message naming it.
+
+    Seeded (seed 0 passes every test on the reference, see the sweep below), so that a
+    false failure elsewhere cannot blur which tests the bug affects.
+    """
+    folder = student_copy(tmp_path, solved=True)
+    layers = folder / "layers.py"
+    source = layers.read_text(encoding="utf-8")
+    assert source.count(original) == 1, f"cannot plant the bug: {original!r} not found once"
+    layers.write_text(source.replace(original, bug), encoding="utf-8")
+    proc, outcomes, elapsed = run_selfcheck(folder, seed=0)
+    assert elapsed < TIME_LIMIT
+    assert proc.returncode == 1
+    failed = {test for test, (outcome, _) in outcomes.items() if outcome != "passed"}
+    assert failed == set(failing), {t: outcomes[t] for t in failed ^ set(failing)}
+    for test, fragments in failing.items():
+        outcome, message = outcomes[test]
+        assert outcome == "failure"
+        for fragment in fragments:
+            assert fragment in message, f"{test}: {message}"
+
+
+SEED_SWEEP = r'''
+import json, sys
+import numpy as np, pytest
+import test_backprop as tb
+
+cases = {
+    "test_mul_layer": (tb.test_mul_layer, ()),
+    "test_add_layer": (tb.test_add_layer, ()),
+    "test_activation[Relu]": (tb.test_activation, ("Relu",)),
+    "test_activation[Sigmoid]": (tb.test_activation, ("Sigmoid",)),
+    "test_affine[2-D input]": (tb.test_affine, ((3, 6),)),
+    "test_affine[4-D input]": (tb.test_affine, ((3, 2, 1, 3),)),
+    "test_softmax_with_loss[one-hot]": (tb.test_softmax_with_loss, ("one-hot",)),
+    "test_softmax_with_loss[class indices]": (tb.test_softmax_with_loss, ("class indices",)),
+    "test_two_layer_net_gradient": (tb.test_two_layer_net_gradient, ()),
+    "test_shopping_graph": (tb.test_shopping_graph, ()),
+}
+failures = []
+for seed in range(int(sys.argv[1])):
+    for name, (test, args) in cases.items():
+        tb.rng = np.random.default_rng(seed)
+        np.random.seed(seed)
+        try:
+            test(*args)
+        except (AssertionError, pytest.fail.Exception) as error:
+            failures.append([seed, name, str(error).splitlines()[0]])
+print(json.dumps(failures))
+'''
+
+
+def test_reference_passes_the_self_check_for_every_seed(tmp_path):
+    """The self-check draws fresh random inputs each run; correct code must pass all of them.
+
+    Runs every self-check test body on the reference for 300 fixed seeds (~1.5 s), so a
+    false failure rate of ~1% shows up deterministically instead of once in a while on a
+    student's machine.
+    """
+    folder = student_copy(tmp_path, solved=True)
+    script = tmp_path / "sweep.py"
+    script.write_text(SEED_SWEEP, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), "300"], cwd=folder,
+        env={**env(), "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    failures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not failures, f"{len(failures)} false failures on correct code, e.g. {failures[:5]}"
+
+
+# ----------------------------------------------- the project's own pytest run
+
+
+def collected_outside_tests(*args: str) -> list[str]:
+    """Run `pytest --collect-only` at the repo root; return the paths it names outside tests/.
+
+    tests/ itself is ignored (glob on its contents), so nothing here imports this suite.
+    Exclusion is core pytest configuration, so third-party plugins are not loaded.
+    """
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q",
+         f"--ignore-glob={paths.ROOT / 'tests'}/*", *args],
+        cwd=paths.ROOT, env={**env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True, text=True, timeout=60,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode in (0, 2, 5), output  # 2: someone else's collection error; 5: none
+    return re.findall(r"(?<![\w/.])((?:assignments|solutions)/[\w/.-]+)", output)
+
+
+def test_project_pytest_config_excludes_student_and_solution_folders():
+    """`pytest` at the repo root must never collect the self-check in assignments/ or solutions/.
+
+    Checked for a bare `pytest` (testpaths) and for `pytest .` (norecursedirs). The control
+    runs, with each exclusion switched off, prove the probe would see those files if the
+    exclusion were missing.
+    """
+    config = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    assert config["ini_options"]["testpaths"] == ["tests"]
+    assert collected_outside_tests() == []
+    assert collected_outside_tests(".") == []
+    controls = [
+        collected_outside_tests("-o", "testpaths=tests assignments solutions"),
+        collected_outside_tests("-o", "norecursedirs=.*", "."),
+    ]
+    for control in controls:
+        for folder in ("assignments", "solutions"):
+            assert f"{folder}/backprop/test_backprop.py" in control, control
