@@ -27,6 +27,11 @@ so: ``unshare(1)`` gives own PID/network/IPC/UTS namespaces if the kernel allows
 uid is dropped when the interpreter is reachable by it, and rlimits always apply; the
 filesystem is then *not* hidden. ``off`` is a plain subprocess with rlimits.
 
+Limits are set by ``prlimit(1)`` in front of the command (soft = hard), not by a
+``preexec_fn``: ``Launch.preexec_fn`` is None whenever util-linux is present, so the
+caller's Popen can vfork and is safe with threads. The wall-clock deadline and the
+output cap are the caller's; ``kill()`` ends a worker and everything it started.
+
 Use a distinct ``uid`` per concurrent worker slot if several run at once: the
 process limit counts per uid, so a fork bomb in one slot would otherwise stop the
 others from starting.
@@ -173,7 +178,7 @@ def _namespace_args() -> list[str]:
         # host uid 0; setpriv drops to an unprivileged host uid instead
         return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                 "--unshare-cgroup-try"]
-    return ["--unshare-all", "--disable-userns"]
+    return ["--unshare-all", "--unshare-user", "--disable-userns"]
 
 
 def _root_links() -> list[str]:
@@ -367,7 +372,8 @@ class _Mounts:
 
 
 def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: int,
-                packages: tuple[str, ...], env: dict[str, str], command: list[str]) -> list[str]:
+                packages: tuple[str, ...], env: dict[str, str], command: list[str],
+                hide: list[str]) -> list[str]:
     argv = [bwrap, *_namespace_args(), "--die-with-parent", "--new-session",
             "--cap-drop", "ALL"]
     if _is_root():
@@ -388,10 +394,15 @@ def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: i
         if any(_under(site_dir, b) for b in bound):
             mounts.mask(site_dir)
             masked.append(site_dir)
-    for path in _grader_paths():  # e.g. a copy of the grader installed under /usr/local
-        if any(_under(path, b) for b in bound) and not any(_under(path, m) for m in masked):
+    for path in [*_grader_paths(), *hide]:  # e.g. a grader installed under /usr/local
+        if not os.path.exists(path) or not any(_under(path, b) for b in bound) \
+                or any(_under(path, m) for m in masked):
+            continue
+        if os.path.isdir(path):
             mounts.mask(path)
             masked.append(path)
+        else:
+            mounts.args += ["--ro-bind", "/dev/null", path]
     for entry in _package_entries(packages):
         if any(_under(entry, g) for g in _grader_paths()):
             raise ValueError(f"{entry} is part of the grader; it cannot go into the sandbox")
@@ -420,7 +431,6 @@ def sandbox_env() -> dict[str, str]:
 
 
 _PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
@@ -529,9 +539,11 @@ def unreadable(tree: Path, uid: int, gid: int | None = None) -> str | None:
     for folder, dirs, files in os.walk(tree):
         for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
             try:
-                st = os.stat(name)
+                st = os.lstat(name)
             except OSError:
-                continue  # a dangling symlink is the student's problem, not a permission one
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue  # resolved inside the sandbox, where its target may not even exist
             if not _mode_allows(st, uid, gid, 5 if stat.S_ISDIR(st.st_mode) else 4):
                 return name
     return None
@@ -540,7 +552,7 @@ def unreadable(tree: Path, uid: int, gid: int | None = None) -> str | None:
 def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
             mode: Mode = "auto", extra_args: Sequence[str] = (), *,
             bwrap: str | None = None, uid: int = WORKER_UID,
-            packages: Sequence[str] = PACKAGES) -> Launch:
+            packages: Sequence[str] = PACKAGES, hide: Sequence[Path] = ()) -> Launch:
     """Command that runs ``python -I <worker_path>/server.py <submission_path> *extra_args``.
 
     mode "auto": the strongest isolation available, said in ``Launch.isolation``;
@@ -549,7 +561,9 @@ def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
     bubblewrap is looked for (a missing path simulates a machine without it); ``uid``
     is the host uid the submission runs as when the grader is root (use one per
     concurrent worker slot); ``packages`` are the distributions importable inside
-    besides the standard library.
+    besides the standard library; ``hide`` are extra host paths (solutions, hidden
+    tests) to cover with an empty tmpfs should they lie inside a folder the sandbox
+    shows (``/usr``, the interpreter's prefix) - anywhere else they are absent anyway.
     """
     if mode not in ("auto", "required", "off"):
         raise ValueError(f"sandbox mode must be auto, required or off, not {mode!r}")
@@ -585,7 +599,7 @@ def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
         command = [sys.executable, "-I", f"{WORKER_PATH}/server.py", SUBMISSION_PATH,
                    *extra_args]
         body = _bwrap_argv(resolved, worker, submission, limits, uid, tuple(packages), env,
-                           command)
+                           command, [os.path.realpath(p) for p in hide])
         # bwrap --die-with-parent does what pdeathsig would
         argv, preexec = _wrap(limits, plan.run_as, body, drop_here=False, pdeathsig=False)
         return Launch(argv, dict(env), preexec, "/", plan.isolation, SUBMISSION_PATH,
@@ -721,13 +735,6 @@ def exit_signal(returncode: int | None) -> int | None:
     if 128 < returncode <= 128 + 64:
         return returncode - 128
     return None
-
-
-def set_subreaper() -> bool:
-    """Make this process adopt orphaned descendants (so they are reaped here, promptly)."""
-    if _libc is None:
-        return False
-    return _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def measure_start(repeat: int = 5, bwrap: str | None = None) -> dict[str, float]:

@@ -373,7 +373,7 @@ def test_busy_loop_is_killed_by_the_cpu_limit(box):
 
 
 def test_fork_bomb_is_contained_and_cleaned_up(box):
-    assert not survivors(), "processes of the test uid left over from before"
+    assert wait_for(lambda: not survivors(), 3), "processes of the test uid left over"
     proc, _ = start(box, "forkbomb.py", limits=Limits(processes=8))
     try:
         line = proc.stdout.readline().decode()
@@ -453,3 +453,15 @@ def test_unreadable_submission_is_refused_clearly(box, tmp_path):
     secret.mkdir(mode=0o700)
     with pytest.raises(PermissionError, match="not readable by the sandbox uid"):
         sandbox.prepare(box["worker"], secret, uid=TEST_UID)
+
+
+def test_uid_sweep_for_the_reduced_mode_without_pid_namespace():
+    """Where no PID namespace exists, kill() ends every process of a dedicated uid."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run processes as another uid")
+    token = f"{random.randrange(1000, 9999)}.{random.randrange(10**6):06d}"
+    subprocess.run(["setsid", "-f", "setpriv", f"--reuid={TEST_UID}", f"--regid={TEST_UID}",
+                    "--clear-groups", "--", "sleep", token], check=True)
+    assert wait_for(lambda: survivors(token), 3)
+    sandbox._sweep_uid(TEST_UID)
+    assert wait_for(lambda: not survivors(token), 3), survivors(token)
