@@ -620,32 +620,46 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Tab
     from rich.text import Text
 
     columns = _columns(results, parts)
-    table = Table(title="Grades", title_justify="left", show_lines=False)
-    table.add_column("student", no_wrap=True)
-    table.add_column("score", justify="right", no_wrap=True)
-    for p in columns:
-        table.add_column(Text(p), justify="right", no_wrap=True)
-    table.add_column("misconceptions")
+    maxima = {p: max((r.parts().get(p, {}).get("max_score", 0) for r in results), default=0)
+              for p in columns}
+    total = max((r.max_score for r in results), default=0)
+    from rich import box
+
+    table = Table(title="Grades", title_justify="left", show_lines=False, box=box.SIMPLE_HEAD,
+                  padding=(0, 1))
+    table.add_column("student", overflow="fold", min_width=12)
+    table.add_column(f"score\n/{fmt_points(total)}", justify="right", no_wrap=True, min_width=5)
+    for p in columns:  # short headers with the maximum, so 8 parts fit an 80-column terminal
+        header = _short(p)
+        table.add_column(Text(f"{header}\n/{fmt_points(maxima[p])}"), justify="right", no_wrap=True,
+                         min_width=len(header))
+    table.add_column("issues", overflow="fold")
     style = {"full": "green", "partial": "yellow", "zero": "red"}
     for r in _sorted(results):
         got = r.parts()
         cells = [Text(display_text(r.student)),
-                 Text(f"{fmt_points(r.score)}/{fmt_points(r.max_score)}",
-                      style=style[_state(r.score, r.max_score)])]
+                 Text(fmt_points(r.score), style=style[_state(r.score, r.max_score)])]
         for p in columns:
             if p in got:
                 s, m = got[p]["score"], got[p]["max_score"]
-                cells.append(Text(f"{fmt_points(s)}/{fmt_points(m)}", style=style[_state(s, m)]))
+                cells.append(Text(fmt_points(s), style=style[_state(s, m)]))
             else:
                 cells.append(Text("–", style="dim"))
         problems = [f"{n} {STATUS_LABELS[s]}" for s in ("error", "timeout")
                     if (n := _problem_count(r, (s,)))]
-        text = Text(", ".join(display_text(m) for m in r.misconceptions()))
+        mistakes = len(r.misconceptions())
+        text = Text(f"{mistakes} known mistake{'s' * (mistakes != 1)}" if mistakes else "")
         if problems:
             text.append(("; " if text else "") + ", ".join(problems), style="bold red")
         cells.append(text)
         table.add_row(*cells)
     return table
+
+
+def _short(part: str) -> str:
+    """``SoftmaxWithLoss`` -> ``Softmax``, ``MulLayer`` -> ``Mul``: for narrow tables."""
+    return {"SoftmaxWithLoss": "Soft", "TwoLayerNet": "Net", "ShoppingGraph": "Shop",
+            "Sigmoid": "Sig"}.get(part, part.removesuffix("Layer"))
 
 
 def summary_line(results: Sequence[StudentResult]) -> str:

@@ -756,13 +756,13 @@ def measure_start(repeat: int = 5, bwrap: str | None = None) -> dict[str, float]
         runs = {"bare": [sys.executable, "-I", "-c", code]}
         launch = prepare(worker, sub, mode="auto", bwrap=bwrap)
         runs[f"sandbox ({launch.isolation.method})"] = launch.argv
-        for name, argv in runs.items():
-            times = []
-            for _ in range(repeat):
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeat):  # interleaved, so a busy moment hits both alike
+            for name, argv in runs.items():
                 start = time.perf_counter()
                 subprocess.run(argv, env=launch.env, check=True, stdin=subprocess.DEVNULL,
                                capture_output=True, cwd="/",
                                preexec_fn=launch.preexec_fn if name != "bare" else None)
-                times.append(time.perf_counter() - start)
-            out[name] = statistics.median(times)
+                times[name].append(time.perf_counter() - start)
+        out = {name: statistics.median(values) for name, values in times.items()}
     return out

@@ -460,8 +460,13 @@ def test_uid_sweep_for_the_reduced_mode_without_pid_namespace():
     if os.geteuid() != 0:
         pytest.skip("needs root to run processes as another uid")
     token = f"{random.randrange(1000, 9999)}.{random.randrange(10**6):06d}"
-    subprocess.run(["setsid", "-f", "setpriv", f"--reuid={TEST_UID}", f"--regid={TEST_UID}",
-                    "--clear-groups", "--", "sleep", token], check=True)
-    assert wait_for(lambda: survivors(token), 3)
-    sandbox._sweep_uid(TEST_UID)
-    assert wait_for(lambda: not survivors(token), 3), survivors(token)
+    stray = subprocess.Popen(["setpriv", f"--reuid={TEST_UID}", f"--regid={TEST_UID}",
+                              "--clear-groups", "--", "sleep", token], start_new_session=True)
+    try:
+        assert wait_for(lambda: survivors(token), 3)
+        sandbox._sweep_uid(TEST_UID)
+        assert stray.wait(timeout=3) == -signal.SIGKILL
+    finally:
+        stray.kill()
+        stray.wait()
+    assert survivors(token) == []
