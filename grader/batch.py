@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import catalogue, reports, runner, submission
+from grader import catalogue, reports, runner, sandbox, submission
 from grader.course import Course
 from grader.exercises import ALL, PARTS
 from grader.results import StudentResult, TestResult
@@ -71,7 +71,11 @@ def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
             yield grade_one(sub, out, course)
         return
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
+                             initargs=(slots,)) as pool:
         futures = {pool.submit(grade_one, sub, out, course): sub for sub in todo}
         for future in as_completed(futures):
             try:
@@ -81,6 +85,13 @@ def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
 
 
 _tests: list[runner.HiddenTest] | None = None
+_uid = sandbox.WORKER_UID
+
+
+def _take_slot(slots) -> None:
+    """Each grader process runs its submissions as its own uid (the process limit is per uid)."""
+    global _uid
+    _uid = sandbox.WORKER_UID - 1 - slots.get()
 
 
 def grade_one(sub: submission.Submission, out: Path, course: Course) -> StudentResult:
@@ -91,7 +102,7 @@ def grade_one(sub: submission.Submission, out: Path, course: Course) -> StudentR
     staging = Path(tempfile.mkdtemp(prefix="grader-staging-"))
     os.chmod(staging, 0o755)  # the sandbox's unprivileged user must read the staged copy
     try:
-        result = runner.grade(sub, course, _tests, staging)
+        result = runner.grade(sub, course, _tests, staging, uid=_uid)
     except Exception as exc:  # a grader bug: this student is reported, the batch goes on
         return _failed(sub.student, out, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.worker.protocol import Unsendable
+from grader.worker.inside.protocol import Unsendable
 
 RTOL = 1e-6          # against the float64 reference: correct code differs by ~1e-15
 NUMERIC_RTOL = 1e-4  # against central differences: the book's +1e-7 in log costs up to ~2e-5

@@ -33,6 +33,21 @@ def release(source: Path, out: Path) -> None:
 
 
 @main.command()
+@click.option("--measure", is_flag=True, help="Also time a sandboxed worker start.")
+def doctor(measure: bool) -> None:
+    """Show what isolation this machine gives the worker, and how to get the rest.
+
+    \b
+    Example:
+        grader doctor --measure
+    """
+    from grader.doctor import doctor_lines
+
+    for line in doctor_lines(measure=measure):
+        click.echo(line)
+
+
+@main.command()
 @click.argument("submissions", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for grades.csv, the class report and one folder per student.")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import diagnosis, reference, submission
+from grader import diagnosis, reference, sandbox, submission
 from grader.course import Course
 from grader.results import StudentResult
 from grader.scoring import Scorer
@@ -71,14 +71,18 @@ def _parametrize(func) -> list[tuple[str, dict]]:
 
 
 def grade(sub: submission.Submission, course: Course, tests: list[HiddenTest],
-          staging: Path) -> StudentResult:
-    """Everything for one student; never raises for anything the submission does."""
+          staging: Path, uid: int = sandbox.WORKER_UID) -> StudentResult:
+    """Everything for one student; never raises for anything the submission does.
+
+    ``uid``: the host uid the submission runs as; one per concurrent worker slot.
+    """
     staged = submission.stage(sub, staging / sub.student)
     refs = reference.load(course.solutions)
     scorer = Scorer()
     notes = list(staged.notes)
     bugs: list[str] = []
-    with Worker(staged.folder, course.limits, course.sandbox) as worker:
+    hide = (course.solutions, course.hidden_tests)
+    with Worker(staged.folder, course.limits, course.sandbox, uid=uid, hide=hide) as worker:
         started = _start(worker, notes)
         for test in tests:
             if started and not worker.alive:

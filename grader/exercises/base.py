@@ -18,7 +18,7 @@ import numpy as np
 from grader import checks, diagnosis
 from grader.scoring import Item, Scorer
 from grader.worker.client import Program, StudentError, Worker, WorkerError, clean_error
-from grader.worker.protocol import Raised
+from grader.worker.inside.protocol import Raised
 
 Values = dict[str, object]  # named inputs of one case: x, W, dout, t, ...
 

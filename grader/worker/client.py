@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import sandbox
-from grader.worker import WORKER_DIR, protocol
+from grader.worker import WORKER_DIR
+from grader.worker.inside import protocol
 
 
 class WorkerError(Exception):
@@ -59,8 +60,10 @@ class Output:
 class Worker:
     """One sandboxed process holding one student's modules; restartable."""
 
-    def __init__(self, submission: Path, limits: sandbox.Limits, mode: str = "auto"):
+    def __init__(self, submission: Path, limits: sandbox.Limits, mode: str = "auto",
+                 uid: int = sandbox.WORKER_UID, hide: tuple[Path, ...] = ()):
         self.submission, self.limits, self.mode = Path(submission).resolve(), limits, mode
+        self.uid, self.hide = uid, hide
         self.output = Output(limits.output_bytes)
         self.proc: subprocess.Popen | None = None
         self.modules: dict = {}
@@ -73,7 +76,8 @@ class Worker:
     def start(self) -> dict:
         """Start the worker and import the submission; return each module's status."""
         self.close()
-        launch = sandbox.prepare(WORKER_DIR, self.submission, self.limits, self.mode)
+        launch = sandbox.prepare(WORKER_DIR, self.submission, self.limits, self.mode,
+                                 uid=self.uid, hide=self.hide)
         self.isolation = launch.isolation
         try:
             self.proc = subprocess.Popen(
@@ -213,7 +217,8 @@ class Worker:
     def _died(self):
         code = self.proc.wait() if self.proc else None
         self.close()
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        signal = sandbox.exit_signal(code)
+        how = f"killed by signal {signal}" if signal else f"exit code {code}"
         raise WorkerError(f"the submission ended the worker process ({how})")
 
 
