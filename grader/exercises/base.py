@@ -192,13 +192,16 @@ class LayerExercise(Judging):
         attrs = {q: program.get(layer, key, optional=True) for q, (kind, key) in
                  ((q, qu.source) for q, qu in self.quantities.items()) if kind == "attr"}
         program.keep(out, back, *attrs.values())
+        numeric = self.numeric_plan(program, case, values)  # same round trip
         try:
             got, _ = worker.run(program)
         except StudentError as exc:
             got = self.settle_error(exc, case, values, items)
             if got is None:
                 return
-        returned = dict(zip(["forward", "__back__", *attrs], got, strict=False))
+        kept = len(attrs) + 2
+        returned = dict(zip(["forward", "__back__", *attrs], got[:kept], strict=False))
+        numeric = (numeric, got[kept:])
         forward = returned.get("forward")
         if isinstance(forward, Raised):
             error = clean_error(forward.error)
@@ -212,7 +215,7 @@ class LayerExercise(Judging):
         for name, quantity in self.quantities.items():
             if name in items and not items[name].settled:
                 student[name] = self.read(name, quantity, returned)
-        self.judge_gradients(worker, case, values, expected, student, items, forward_ok)
+        self.judge_gradients(numeric, values, expected, student, items, forward_ok)
 
     def grade_forward(self, worker: Worker, case: Case, items: dict[str, Item], reference, seed: int):
         """Only the forward check of one case (used after the backward hung or crashed)."""
@@ -262,7 +265,7 @@ class LayerExercise(Judging):
                 item.error(text, misconception=mid)
         return exc.partial
 
-    def judge_gradients(self, worker, case, values, expected, student, items, forward_ok):
+    def judge_gradients(self, numeric, values, expected, student, items, forward_ok):
         either = self.either(values, expected) if self.either else {}
         verdicts = {}
         for name in self.quantities:
@@ -270,39 +273,44 @@ class LayerExercise(Judging):
             verdicts[name] = self.judge(name, student.get(name), expected[name], values, items, label,
                                         either.get(name))
         if forward_ok:  # the second oracle: consistency with the student's own forward
-            self.numeric_notes(worker, case, values, student, items, verdicts)
+            self.numeric_notes(*numeric, values, student, items, verdicts)
 
-    def numeric_notes(self, worker, case, values, student, items, verdicts):
-        """Add what the numerical gradient of the student's forward says to each verdict."""
-        grads = {n: q for n, q in self.quantities.items() if q.wrt and n in student
-                 and isinstance(student[n], np.ndarray) and np.all(np.isfinite(student[n]))
-                 and student[n].shape == np.shape(values[q.wrt])}
-        if not grads:
-            return
+    def numeric_plan(self, program: Program, case: Case, values: Values) -> list:
+        """Add forward passes at x +- h u (random unit u) for each gradient to ``program``."""
         rng = case_rng(0, self.part, case.name + "/directions")
         frozen = self.frozen(values) if self.frozen else {}
-        program, plan = Program(), []
-        for name, quantity in grads.items():
+        plan = []
+        for name, quantity in self.quantities.items():
+            if quantity.wrt is None or not isinstance(values[quantity.wrt], np.ndarray):
+                continue
             for _ in range(self.numeric_directions):
-                u = checks.unit_direction(rng, np.shape(values[quantity.wrt]), frozen.get(quantity.wrt))
-                refs = []
+                u = checks.unit_direction(rng, values[quantity.wrt].shape, frozen.get(quantity.wrt))
                 for sign in (1, -1):
                     moved = copy(values)
                     moved[quantity.wrt] = moved[quantity.wrt] + sign * checks.H * u
                     layer = program.new(self.module, self.cls, *self.args(self.init, moved))
-                    refs.append(program.call(layer, "forward", *self.args(self.forward, moved)))
-                program.keep(*refs)
+                    program.keep(program.call(layer, "forward", *self.args(self.forward, moved),
+                                              tolerate=True))
                 plan.append((name, u))
-        try:
-            outs, _ = worker.run(program)
-        except StudentError:
-            return  # forward already judged; a forward that fails on nearby inputs adds nothing
+        return plan
+
+    def numeric_notes(self, plan, outs, values, student, items, verdicts):
+        """Add what the numerical gradient of the student's forward says to each verdict."""
         upstream = values.get(self.backward[0]) if self.backward else None
         slopes: dict[str, list] = {}
         for k, (name, u) in enumerate(plan):
-            plus, minus = (np.asarray(v, dtype=np.float64) for v in outs[2 * k: 2 * k + 2])
-            weight = 1.0 if upstream is None else upstream
-            slope = float(np.sum((plus - minus) * weight)) / (2 * checks.H)
+            pair = outs[2 * k: 2 * k + 2]
+            grad = student.get(name)
+            if (len(pair) < 2 or any(isinstance(v, Raised) for v in pair)
+                    or not isinstance(grad, np.ndarray) or grad.shape != u.shape
+                    or not np.all(np.isfinite(grad))):
+                continue
+            try:
+                plus, minus = (np.asarray(v, dtype=np.float64) for v in pair)
+                weight = 1.0 if upstream is None else upstream
+                slope = float(np.sum((plus - minus) * weight)) / (2 * checks.H)
+            except (TypeError, ValueError):  # a forward that returned something odd
+                continue
             slopes.setdefault(name, []).append((u, slope))
         for name, pairs in slopes.items():
             verdict = checks.directional_verdict(f"Your {name}", student[name], pairs)

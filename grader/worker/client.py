@@ -7,9 +7,13 @@ the worker sends is executed or trusted beyond its type and shape.
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
-import selectors
+import select
+import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,51 +61,158 @@ class Output:
         return text
 
 
+class Zygote:
+    """One sandbox per grading slot, numpy imported once, forking a process per student.
+
+    Starting a sandboxed Python with numpy costs ~100 ms; a fork costs ~2 ms. The
+    zygote never sees a student's data (each child receives its sources over its
+    own socket), and after each child it kills every leftover process of the
+    sandbox, so one student cannot reach the next.
+    """
+
+    def __init__(self, limits: sandbox.Limits, mode: str, uid: int, hide: tuple[Path, ...]):
+        self.limits, self.mode, self.uid, self.hide = limits, mode, uid, hide
+        self.proc: subprocess.Popen | None = None
+        self.control: socket.socket | None = None
+        self.isolation: sandbox.Isolation | None = None
+        self._empty = Path(tempfile.mkdtemp(prefix="grader-empty-"))
+        self._empty.chmod(0o755)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.stop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        probe = sandbox.prepare(WORKER_DIR, self._empty, self.limits, self.mode, uid=self.uid,
+                                hide=self.hide)
+        args = ["--zygote", *(["--sweep"] if probe.isolation.full else [])]
+        launch = sandbox.prepare(WORKER_DIR, self._empty, self.limits, self.mode, args,
+                                 uid=self.uid, hide=self.hide)
+        self.isolation = launch.isolation
+        try:
+            self.proc = subprocess.Popen(launch.argv, stdin=theirs, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, env=launch.env, cwd=launch.cwd,
+                                         preexec_fn=launch.preexec_fn, start_new_session=True)
+        except OSError as exc:
+            raise WorkerError(f"the worker could not be started ({exc})") from None
+        finally:
+            theirs.close()
+        self.control = ours
+        self._expect("ready", self.limits.call_seconds + 10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            sandbox.kill(self.proc)
+            self.proc = None
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+
+    def spawn(self) -> tuple[socket.socket, int]:
+        """A fresh child: return the session socket and the read end of its output."""
+        if not self.alive:
+            self.start()
+        session, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_read, out_write = os.pipe()
+        try:
+            socket.send_fds(self.control, [b'{"op": "spawn"}'], [theirs.fileno(), out_write])
+            self._expect("spawned", 10)
+        except (OSError, WorkerError):
+            session.close()
+            os.close(out_read)
+            self.stop()
+            raise WorkerError("the worker could not be started (the sandbox stopped answering)") from None
+        finally:
+            theirs.close()
+            os.close(out_write)
+        return session, out_read
+
+    def finish(self, kill: bool = True) -> int | None:
+        """End the current child (if ``kill``) and return its exit code once it is gone."""
+        try:
+            if kill:
+                self.control.send(b'{"op": "kill"}')
+            return self._expect("exited", 10)
+        except (OSError, WorkerError, AttributeError):
+            self.stop()  # a zygote that does not answer is replaced, never trusted
+            return None
+
+    def _expect(self, key: str, seconds: float):
+        ready, _, _ = select.select([self.control], [], [], seconds)
+        message = self.control.recv(4096) if ready else b""
+        try:
+            value = json.loads(message)[key] if message else None
+        except (ValueError, KeyError, TypeError):
+            value = None
+        if value is None:
+            raise WorkerError("the sandbox stopped answering")
+        return value
+
+
+_zygotes: dict[tuple, Zygote] = {}
+
+
+def zygote_for(limits: sandbox.Limits, mode: str, uid: int, hide: tuple[Path, ...]) -> Zygote:
+    """The (lazily started) zygote of this process for these settings."""
+    key = (limits, mode, uid, hide)
+    if key not in _zygotes:
+        _zygotes[key] = Zygote(limits, mode, uid, hide)
+    return _zygotes[key]
+
+
+@atexit.register
+def _stop_zygotes() -> None:
+    for zygote in _zygotes.values():
+        zygote.stop()
+
+
 class Worker:
-    """One sandboxed process holding one student's modules; restartable."""
+    """One student's process, forked by the zygote; restartable."""
 
     def __init__(self, submission: Path, limits: sandbox.Limits, mode: str = "auto",
                  uid: int = sandbox.WORKER_UID, hide: tuple[Path, ...] = ()):
         self.submission, self.limits, self.mode = Path(submission).resolve(), limits, mode
-        self.uid, self.hide = uid, hide
+        self.zygote = zygote_for(limits, mode, uid, tuple(hide))
         self.output = Output(limits.output_bytes)
-        self.proc: subprocess.Popen | None = None
+        self.session: socket.socket | None = None
+        self.out_fd: int | None = None
         self.modules: dict = {}
         self.generation = 0
-        self.isolation: sandbox.Isolation | None = None
         self.dead_reason = "the worker is not running"
         self._buffer = bytearray()
 
+    @property
+    def isolation(self) -> sandbox.Isolation | None:
+        return self.zygote.isolation
+
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> dict:
-        """Start the worker and import the submission; return each module's status."""
+        """Fork a fresh process, send it the submission's sources, return each module's status."""
         self.close()
-        launch = sandbox.prepare(WORKER_DIR, self.submission, self.limits, self.mode,
-                                 uid=self.uid, hide=self.hide)
-        self.isolation = launch.isolation
-        try:
-            self.proc = subprocess.Popen(
-                launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=launch.env, cwd=launch.cwd, preexec_fn=launch.preexec_fn,
-                start_new_session=True, bufsize=0,
-            )
-        except OSError as exc:
-            raise WorkerError(f"the worker could not be started ({exc})") from None
-        for stream in (self.proc.stdout, self.proc.stderr):
-            os.set_blocking(stream.fileno(), False)
+        self.session, self.out_fd = self.zygote.spawn()
+        os.set_blocking(self.out_fd, False)
+        self.session.setblocking(False)
         self._buffer.clear()
         self.generation += 1
-        header, _ = self._receive(time.monotonic() + self.limits.call_seconds + 5)
+        sources = {p.name: p.read_text(encoding="utf-8") for p in sorted(self.submission.glob("*.py"))}
+        deadline = time.monotonic() + self.limits.call_seconds + 5
+        self._send(protocol.pack({"sources": sources}, []), deadline)
+        header, _ = self._receive(deadline)
         self.modules = header.get("modules", {}) if isinstance(header.get("modules"), dict) else {}
         return self.modules
 
-    def close(self) -> None:
-        if self.proc is not None:
-            sandbox.kill(self.proc)
-            self._drain_stderr()
-            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                stream.close()
-            self.proc = None
+    def close(self, kill: bool = True) -> int | None:
+        """End this student's process; return its exit code if it could be learnt."""
+        if self.session is None:
+            return None
+        code = self.zygote.finish(kill=kill)
+        self._drain_output()
+        self.session.close()
+        os.close(self.out_fd)
+        self.session, self.out_fd = None, None
+        return code
 
     def __enter__(self) -> Worker:
         return self
@@ -111,14 +222,14 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.session is not None
 
     # -- requests ------------------------------------------------------------------
     def run(self, program: Program) -> tuple[list, list]:
         """Run ``program``; return (kept values, backward trace) or raise.
 
         Raises StudentError when the student's code raised, WorkerTimeout past the
-        per-call deadline, WorkerError when the worker died or broke the protocol;
+        per-call deadline, WorkerError when the process died or broke the protocol;
         after a WorkerError the worker is dead and must be restarted.
         """
         if not self.alive:
@@ -127,9 +238,9 @@ class Worker:
         steps = [program.encode_step(s, frames) for s in program.steps]
         message = protocol.pack({"steps": steps, "return": program.kept}, frames)
         deadline = time.monotonic() + self.limits.call_seconds
+        self._send(message, deadline)
+        header, arrays = self._receive(deadline)
         try:
-            self._send(message, deadline)
-            header, arrays = self._receive(deadline)
             decode = lambda tree: protocol.decode(tree, arrays, self._remote)  # noqa: E731
             trace = [str(t)[:100] for t in header.get("trace", [])][:100]
             if header.get("ok") is True:
@@ -139,7 +250,7 @@ class Worker:
                 step = header.get("step") if isinstance(header.get("step"), int) else -1
                 raise StudentError(clean_error(header["error"]), step, partial, trace)
             raise protocol.ProtocolError("reply is neither ok nor an error")
-        except protocol.ProtocolError as exc:
+        except (protocol.ProtocolError, TypeError, AttributeError) as exc:
             self.close()
             raise WorkerError(f"the worker sent malformed data ({exc})") from None
 
@@ -150,18 +261,17 @@ class Worker:
 
     def _send(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdin, selectors.EVENT_WRITE)
-            sel.register(self.proc.stderr, selectors.EVENT_READ)
-            while view:
-                for key, _ in self._select(sel, deadline):
-                    if key.fileobj is self.proc.stderr:
-                        self._read_stderr()
-                    else:
-                        try:
-                            view = view[os.write(self.proc.stdin.fileno(), view[: 1 << 16]):]
-                        except (BrokenPipeError, OSError):
-                            self._died()
+        while view:
+            readable, writable = self._wait(deadline, write=True)
+            if readable:
+                self._read_output()
+            if writable:
+                try:
+                    view = view[self.session.send(view[: 1 << 16]):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._died()
 
     def _receive(self, deadline: float) -> tuple[dict, list]:
         def read_exactly(n: int) -> bytes:
@@ -178,46 +288,49 @@ class Worker:
             raise WorkerError(f"the worker sent malformed data ({exc})") from None
 
     def _fill(self, deadline: float) -> None:
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            sel.register(self.proc.stderr, selectors.EVENT_READ)
-            for key, _ in self._select(sel, deadline):
-                if key.fileobj is self.proc.stderr:
-                    self._read_stderr()
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
-                if not chunk:
-                    self._died()
-                self._buffer += chunk
-                if len(self._buffer) > protocol.MAX_MESSAGE + protocol.MAX_HEADER:
-                    raise protocol.ProtocolError("reply too large")
+        readable, _ = self._wait(deadline)
+        if readable:
+            self._read_output()
+        try:
+            chunk = self.session.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._died()
+        self._buffer += chunk
+        if len(self._buffer) > protocol.MAX_MESSAGE + protocol.MAX_HEADER:
+            raise protocol.ProtocolError("reply too large")
 
-    def _select(self, sel: selectors.BaseSelector, deadline: float):
+    def _wait(self, deadline: float, write: bool = False) -> tuple[bool, bool]:
+        """Wait for the session (or output) to be ready; returns (output readable, session ready)."""
         left = deadline - time.monotonic()
-        events = sel.select(timeout=max(left, 0)) if left > 0 else []
-        if not events:
+        fds = [self.session, self.out_fd]
+        ready = select.select(fds if not write else [self.out_fd], [self.session] if write else [],
+                              [], max(left, 0))
+        if left <= 0 or not (ready[0] or ready[1]):
             self.close()
             raise WorkerTimeout(f"no answer within {self.limits.call_seconds:g} s")
-        return events
+        return self.out_fd in ready[0], self.session in ready[0] or self.session in ready[1]
 
-    def _read_stderr(self) -> None:
+    def _read_output(self) -> None:
         try:
-            chunk = os.read(self.proc.stderr.fileno(), 1 << 16)
+            chunk = os.read(self.out_fd, 1 << 16)
         except BlockingIOError:
             return
         self.output.add(chunk)
 
-    def _drain_stderr(self) -> None:
+    def _drain_output(self) -> None:
         try:
-            while chunk := os.read(self.proc.stderr.fileno(), 1 << 16):
+            while chunk := os.read(self.out_fd, 1 << 16):
                 self.output.add(chunk)
-        except (BlockingIOError, OSError, ValueError):
+        except (BlockingIOError, OSError):
             pass
 
     def _died(self):
-        code = self.proc.wait() if self.proc else None
-        self.close()
-        signal = sandbox.exit_signal(code)
+        code = self.close(kill=False)
+        signal = sandbox.exit_signal(code) if code is not None else None
         how = f"killed by signal {signal}" if signal else f"exit code {code}"
         raise WorkerError(f"the submission ended the worker process ({how})")
 

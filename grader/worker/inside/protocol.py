@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 
 import numpy as np
@@ -73,10 +74,26 @@ def encode(value, frames: list[bytes], handles=None, depth: int = 0):
 def _frame(array: np.ndarray, frames: list[bytes]) -> int:
     if array.dtype.kind not in ARRAY_KINDS:
         raise ProtocolError(f"arrays of dtype {array.dtype} cannot be sent")
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    frames.append(buffer.getvalue())
+    frames.append(to_npy(array))
     return len(frames) - 1
+
+
+_MAGIC = b"\x93NUMPY\x01\x00"
+_HEADER = re.compile(rb"\{'descr': '([<>|][biuf][1248])', 'fortran_order': False, "
+                     rb"'shape': (\(\)|\(\d+,\)|\(\d+(?:, \d+)+\)), \} *\n")
+
+
+def to_npy(array: np.ndarray) -> bytes:
+    """The array in .npy format 1.0 (what np.save writes), without np.save's overhead."""
+    array = np.ascontiguousarray(array) if array.ndim else array
+    if array.dtype.byteorder not in "<|" or array.dtype.str[1] not in ARRAY_KINDS:
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return buffer.getvalue()
+    shape = repr(tuple(int(n) for n in array.shape))
+    header = f"{{'descr': '{array.dtype.str}', 'fortran_order': False, 'shape': {shape}, }}"
+    header = header.encode() + b" " * (63 - (len(_MAGIC) + 2 + len(header)) % 64) + b"\n"
+    return _MAGIC + len(header).to_bytes(2, "little") + header + array.tobytes()
 
 
 class Ref:
@@ -178,6 +195,18 @@ def read_message(read_exactly) -> tuple[dict, list[np.ndarray]]:
 
 
 def _load(raw: bytes) -> np.ndarray:
+    """Read one frame; a strict fast path for what ``to_npy`` writes, else numpy's reader."""
+    if raw[:8] == _MAGIC and len(raw) >= 10:
+        size = int.from_bytes(raw[8:10], "little")
+        match = _HEADER.fullmatch(raw[10:10 + size])
+        if match:
+            dtype = np.dtype(match.group(1).decode())
+            shape = tuple(int(n) for n in re.findall(rb"\d+", match.group(2)))
+            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            body = raw[10 + size:]
+            if len(body) == count * dtype.itemsize:
+                return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
+            raise ProtocolError("array frame size does not match its header")
     try:
         array = np.load(io.BytesIO(raw), allow_pickle=False)
     except Exception as exc:  # any malformed frame is the sender's fault

@@ -1,14 +1,29 @@
 """The worker: runs one student's code inside the sandbox and answers requests.
 
-Started as ``python -I server.py SUBMISSION_DIR``. It talks to the grader over its
-original stdin/stdout; everything the submission prints (fd 1 and fd 2) goes to
-stderr, which the grader captures and caps. It computes no score and decides
-nothing: it only runs the student's code on the inputs it is sent and returns plain
-data. Everything here is assumed compromised by the student; the grader trusts none
-of it. Imports: stdlib and numpy only (the grader package is not in the sandbox).
+Started once per grading slot as ``python -I server.py --zygote`` inside the
+sandbox: the *zygote* imports numpy, then forks one fresh child per student. Each
+child gets its own session socket and output pipe from the grader (passed as file
+descriptors), receives the student's sources over the session, imports them from
+memory and answers requests. The zygote never reads student data, so no child can
+find another student's code in memory it inherited; it is not dumpable, so a child
+cannot ptrace it; after each child it kills every leftover process of the sandbox
+and empties the private /tmp.
+
+The child computes no score and decides nothing: it only runs the student's code
+on the inputs it is sent and returns plain data. Everything here is assumed
+compromised by the student; the grader trusts none of it. Imports: stdlib and numpy
+only (the grader package is not in the sandbox).
 """
+import ctypes
 import importlib
+import importlib.abc
+import importlib.util
+import json
 import os
+import select
+import shutil
+import signal
+import socket
 import sys
 import traceback
 
@@ -19,12 +34,33 @@ sys.path.insert(0, HERE)  # python -I does not add the script's folder
 import protocol  # noqa: E402
 
 MODULES = ("layers", "two_layer_net", "buy_apple_orange")
+SUBMISSION = "/submission"  # where the sources appear to live, for tracebacks
+
+
+class Sources(importlib.abc.MetaPathFinder, importlib.abc.SourceLoader):
+    """Serves the student's modules from memory, so ``from layers import ...`` works."""
+
+    def __init__(self, sources: dict):
+        self.sources = {name[:-3]: text for name, text in sources.items()
+                        if name[:-3] in MODULES and isinstance(text, str)}
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.sources:
+            return importlib.util.spec_from_file_location(name, self.get_filename(name), loader=self)
+        return None
+
+    def get_filename(self, name):
+        return f"{SUBMISSION}/{name}.py"
+
+    def get_data(self, path):
+        return self.sources[os.path.basename(path)[:-3]].encode("utf-8")
 
 
 class Worker:
-    def __init__(self, submission: str, chan_in: int, chan_out: int):
-        self.submission = os.path.realpath(submission)
+    def __init__(self, chan_in: int, chan_out: int, sources: dict):
+        self.submission = SUBMISSION
         self.chan_in, self.chan_out = chan_in, chan_out
+        self.sources = Sources(sources)
         self.objects: dict[int, object] = {}
         self.trace: list = []
 
@@ -48,8 +84,9 @@ class Worker:
     def load(self) -> dict:
         """Import every module of the submission; report each one's fate."""
         status = {}
+        sys.meta_path.insert(0, self.sources)
         for name in MODULES:
-            if not os.path.exists(os.path.join(self.submission, name + ".py")):
+            if name not in self.sources.sources:
                 status[name] = {"ok": False, "missing": True}
                 continue
             try:
@@ -175,7 +212,7 @@ class Worker:
         """The exception, with only the frames that are in the student's own files."""
         frames = []
         for frame in traceback.extract_tb(exc.__traceback__):
-            if os.path.realpath(frame.filename).startswith(self.submission + os.sep):
+            if frame.filename.startswith(self.submission + os.sep):
                 frames.append({"file": os.path.basename(frame.filename), "line": frame.lineno,
                                "function": frame.name, "code": (frame.line or "")[:200]})
         if isinstance(exc, SyntaxError) and exc.filename:
@@ -194,17 +231,98 @@ class Worker:
             self.send(reply, out)
 
 
-def main() -> None:
-    submission = sys.argv[1]
-    # keep the channel on private fds; whatever the submission prints goes to stderr
-    chan_in, chan_out = os.dup(0), os.dup(1)
+def child(session: int, output: int) -> None:
+    """One student's process: output to the grader's pipe, requests over the session."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(2, 1)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
     sys.stdin = open(os.devnull)  # noqa: SIM115
-    sys.path[:] = [submission] + [p for p in sys.path if p and p != HERE]
+    os.chdir("/tmp")
+    first = Worker(session, session, {})
+    header, _ = protocol.read_message(first.read_exactly)
+    sources = header.get("sources") if isinstance(header.get("sources"), dict) else {}
+    Worker(session, session, sources).serve()
+
+
+def zygote(sweep: bool) -> None:
+    """Fork a fresh child per ``spawn``; report its end; leave nothing behind."""
+    control = socket.socket(fileno=os.dup(0))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: children may not ptrace or read us
+    control.send(b'{"ready": true}')
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 4096, 2)
+        except OSError:
+            return
+        if not message:
+            return
+        if json.loads(message).get("op") != "spawn" or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            try:
+                child(*fds)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        control.send(json.dumps({"spawned": pid}).encode())
+        code = watch(control, pid)
+        if sweep:
+            clean()
+        if code is None:
+            return
+        control.send(json.dumps({"exited": code}).encode())
+
+
+def watch(control: socket.socket, pid: int):
+    """Wait for the child to end or for the grader to say ``kill``; return its exit code."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready, _, _ = select.select([control, pidfd], [], [])
+            if pidfd in ready:
+                _, status = os.waitpid(pid, 0)
+                return os.waitstatus_to_exitcode(status)
+            try:
+                message = control.recv(4096)
+            except OSError:
+                message = b""
+            os.kill(pid, signal.SIGKILL)
+            if not message:  # the grader is gone: so are we
+                os.waitpid(pid, 0)
+                return None
+    finally:
+        os.close(pidfd)
+
+
+def clean() -> None:
+    """Kill every process of this sandbox but us and init, then empty the private /tmp."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for entry in os.listdir("/tmp"):
+        path = os.path.join("/tmp", entry)
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        except OSError:
+            pass
+
+
+def main() -> None:
     sys.dont_write_bytecode = True
-    Worker(submission, chan_in, chan_out).serve()
+    sys.path[:] = [p for p in sys.path if p and p != HERE]
+    zygote(sweep="--sweep" in sys.argv)
     os._exit(0)
 
 
