@@ -131,20 +131,27 @@ def unit_direction(rng: np.random.Generator, shape: tuple, frozen=None) -> np.nd
     return u / norm if norm else u
 
 
-def directional_verdict(name: str, grad, slopes: list[tuple[np.ndarray, float]]) -> Verdict:
+def slope_noise(*values: float) -> float:
+    """Round-off in a central difference of values of this size: ~eps |L| / h, with margin."""
+    return 100 * np.finfo(np.float64).eps * max((abs(v) for v in values), default=0.0) / H
+
+
+def directional_verdict(name: str, grad, slopes: list[tuple[np.ndarray, float, float]]) -> Verdict:
     """Compare <grad, u> with the numerical slope along each direction u.
 
+    Each entry is ``(u, slope, noise)``: ``noise`` is the slope's own round-off
+    (``slope_noise``), so a tiny gradient is not blamed for float arithmetic.
     Cheap and as strict as an element-wise check against any single wrong entry
     (a random direction almost surely weighs every entry); element-wise locations
     come from the reference comparison instead.
     """
     grad = np.asarray(grad, dtype=np.float64)
     worst = 0.0
-    for u, slope in slopes:
+    for u, slope, noise in slopes:
         analytic = float(np.sum(grad * u))
         # scaled by |grad| (u is unit length): a near-cancelling direction is not an error
-        scale = max(float(np.linalg.norm(grad)), abs(slope), 1e-10)
-        worst = max(worst, abs(analytic - slope) / scale)
+        scale = max(float(np.linalg.norm(grad)), abs(slope), 1e-300)
+        worst = max(worst, max(abs(analytic - slope) - noise, 0.0) / scale)
     if worst <= NUMERIC_RTOL:
         return Verdict(True, f"{name} agrees with the numerical gradient of your forward pass.", worst)
     return Verdict(False, f"{name} does not match the numerical gradient of your own forward pass "

@@ -309,9 +309,10 @@ class LayerExercise(Judging):
                 plus, minus = (np.asarray(v, dtype=np.float64) for v in pair)
                 weight = 1.0 if upstream is None else upstream
                 slope = float(np.sum((plus - minus) * weight)) / (2 * checks.H)
+                noise = checks.slope_noise(float(np.sum(np.abs(plus * weight))))
             except (TypeError, ValueError):  # a forward that returned something odd
                 continue
-            slopes.setdefault(name, []).append((u, slope))
+            slopes.setdefault(name, []).append((u, slope, noise))
         for name, pairs in slopes.items():
             verdict = checks.directional_verdict(f"Your {name}", student[name], pairs)
             item = items[name]

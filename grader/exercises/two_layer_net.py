@@ -13,7 +13,7 @@ import numpy as np
 
 from grader import checks, diagnosis
 from grader.exercises.base import Case, Judging, Misconception, Values, case_rng, copy
-from grader.exercises.inputs import sizes
+from grader.exercises.inputs import plausible, sizes
 from grader.worker.client import Program, StudentError
 
 PARAMS = ("W1", "b1", "W2", "b2")
@@ -25,9 +25,13 @@ def _net(rng, one_hot: bool) -> Values:
     values = {"sizes": (i, h, o), "x": rng.standard_normal((n, i)),
               "W1": rng.normal(0, 0.5, (i, h)), "b1": rng.normal(0, 0.1, h),
               "W2": rng.normal(0, 0.5, (h, o)), "b2": rng.normal(0, 0.1, o)}
-    while np.min(np.abs(values["x"] @ values["W1"] + values["b1"])) < 0.05:  # ReLU kinks
-        values["x"] = rng.standard_normal((n, i))
     labels = rng.integers(0, o, n)
+    while True:  # no ReLU input near its kink; no vanishing class probability (+1e-7 in log)
+        hidden = values["x"] @ values["W1"] + values["b1"]
+        logits = np.maximum(hidden, 0) @ values["W2"] + values["b2"]
+        if np.min(np.abs(hidden)) >= 0.05 and plausible(logits, labels):
+            break
+        values["x"], labels = rng.standard_normal((n, i)), rng.integers(0, o, n)
     values["t"] = np.eye(o)[labels] if one_hot else labels
     return values
 
@@ -81,9 +85,11 @@ class NetExercise(Judging):
             items["loss"].error(diagnosis.format_error("TwoLayerNet.loss", exc.error))
 
         program = Program()
-        program.keep(program.call(self.build(program, values), "gradient", values["x"], values["t"]))
+        net = self.build(program, values)
+        program.keep(program.call(net, "gradient", values["x"], values["t"]))
+        plan = self.numeric_plan(program, net, case, values)  # same round trip
         try:
-            (grads,), trace = worker.run(program)
+            (grads, *numeric), trace = worker.run(program)
         except StudentError as exc:
             mistake = self.from_trace(exc.trace) or self.diagnose_error(exc.error, values)
             text = diagnosis.format_error("TwoLayerNet.gradient", exc.error)
@@ -114,6 +120,37 @@ class NetExercise(Judging):
                 continue
             item.failed(verdict.message + (f"\n{mistake.text()}" if mistake else ""),
                         mistake.id if mistake else None)
+        self.numeric_notes(plan, numeric, grads, items)
+
+    def numeric_plan(self, program: Program, net, case, values: Values) -> list:
+        """Loss at each parameter +- h u (random unit u), restoring it after: the 2nd oracle."""
+        rng = case_rng(0, self.part, case.name + "/directions")
+        plan = []
+        for key in PARAMS:
+            u = checks.unit_direction(rng, values[key].shape)
+            for sign in (1, -1):
+                program.assign(net, ("params", key), values[key] + sign * checks.H * u)
+                program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
+            program.assign(net, ("params", key), values[key])
+            plan.append((key, u))
+        return plan
+
+    def numeric_notes(self, plan, outs, grads: dict, items) -> None:
+        """Say whether each gradient agrees with the slope of the student's own loss."""
+        for k, (key, u) in enumerate(plan):
+            pair, grad = outs[2 * k: 2 * k + 2], grads.get(key)
+            if len(pair) < 2 or not all(isinstance(v, float) for v in pair) \
+                    or not isinstance(grad, np.ndarray) or grad.shape != u.shape \
+                    or not np.all(np.isfinite(grad)):
+                continue
+            slope = (pair[0] - pair[1]) / (2 * checks.H)
+            noise = checks.slope_noise(*pair)
+            verdict = checks.directional_verdict(f"Your {key}", grad, [(u, slope, noise)])
+            item = items[key]
+            if item.result.status != "passed":
+                item.result.feedback += "\n" + verdict.message
+            elif not verdict.ok:
+                item.result.feedback += "\nNote for the instructor: " + verdict.message
 
     def from_trace(self, trace: list[str]):
         for m in self.misconceptions:
