@@ -71,7 +71,7 @@ _PROBE_TIMEOUT = 10.0
 # --- limits and the isolation level --------------------------------------------------
 @dataclass(frozen=True)
 class Limits:
-    call_seconds: float = 10.0        # wall clock per worker request (enforced by the caller)
+    call_seconds: float = 5.0         # wall clock per worker request: 1000x what a correct call needs
     memory_mb: int = 1024             # RLIMIT_AS
     cpu_seconds: int = 60             # RLIMIT_CPU for the worker process (soft = hard)
     output_bytes: int = 65536         # captured output kept per student (enforced by the caller)

@@ -14,7 +14,8 @@ import numpy as np
 from grader import checks, diagnosis
 from grader.exercises.base import Case, Judging, Misconception, Values, case_rng, copy
 from grader.exercises.inputs import plausible, sizes
-from grader.worker.client import Program, StudentError
+from grader.worker.client import Program, StudentError, clean_error
+from grader.worker.inside.protocol import Raised
 
 PARAMS = ("W1", "b1", "W2", "b2")
 WALK = ("lastLayer", "layers['Affine2']", "layers['Relu1']", "layers['Affine1']")
@@ -76,27 +77,24 @@ class NetExercise(Judging):
         values = case.make(case_rng(seed, self.part, case.name))
         expected = self.expected(reference, values)
 
-        program = Program()
-        program.keep(program.call(self.build(program, values), "loss", values["x"], values["t"]))
-        try:
-            (loss,), _ = worker.run(program)
-            self.judge("loss", loss, expected["loss"], values, items, "TwoLayerNet.loss")
-        except StudentError as exc:
-            items["loss"].error(diagnosis.format_error("TwoLayerNet.loss", exc.error))
-
+        # one round trip: loss, gradient, and the numerical check of the student's own loss
         program = Program()
         net = self.build(program, values)
+        program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
         program.keep(program.call(net, "gradient", values["x"], values["t"]))
-        plan = self.numeric_plan(program, net, case, values)  # same round trip
+        plan = self.numeric_plan(program, net, case, values)
         try:
-            (grads, *numeric), trace = worker.run(program)
+            (loss, grads, *numeric), trace = worker.run(program)
         except StudentError as exc:
+            if exc.partial:
+                self.judge_loss(exc.partial[0], expected, values, items)
             mistake = self.from_trace(exc.trace) or self.diagnose_error(exc.error, values)
             text = diagnosis.format_error("TwoLayerNet.gradient", exc.error)
             for key in PARAMS:
                 items[key].error(text + (f"\n{mistake.text()}" if mistake else ""),
                                  misconception=mistake.id if mistake else None)
             return
+        self.judge_loss(loss, expected, values, items)
         if not isinstance(grads, dict):
             for key in PARAMS:
                 items[key].failed(f"TwoLayerNet.gradient should return a dict with keys "
@@ -122,16 +120,28 @@ class NetExercise(Judging):
                         mistake.id if mistake else None)
         self.numeric_notes(plan, numeric, grads, items)
 
+    def judge_loss(self, loss, expected, values, items) -> None:
+        if isinstance(loss, Raised):
+            items["loss"].error(diagnosis.format_error("TwoLayerNet.loss", clean_error(loss.error)))
+        else:
+            self.judge("loss", loss, expected["loss"], values, items, "TwoLayerNet.loss")
+
     def numeric_plan(self, program: Program, net, case, values: Values) -> list:
-        """Loss at each parameter +- h u (random unit u), restoring it after: the 2nd oracle."""
+        """Loss at each parameter +- h u (random unit u), perturbed in place in the worker.
+
+        Runs after ``gradient`` in the same program; the net is thrown away after, so
+        nothing is restored. Each direction crosses the boundary once.
+        """
         rng = case_rng(0, self.part, case.name + "/directions")
         plan = []
         for key in PARAMS:
             u = checks.unit_direction(rng, values[key].shape)
-            for sign in (1, -1):
-                program.assign(net, ("params", key), values[key] + sign * checks.H * u)
-                program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
-            program.assign(net, ("params", key), values[key])
+            direction = program.value(u)
+            program.axpy(net, ("params", key), checks.H, direction)
+            program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
+            program.axpy(net, ("params", key), -2 * checks.H, direction)
+            program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
+            program.axpy(net, ("params", key), checks.H, direction)
             plan.append((key, u))
         return plan
 

@@ -145,6 +145,8 @@ class Worker:
         op = step["op"]
         args = [self.value(a, frames, done) for a in step.get("args", [])]
         kwargs = {k: self.value(v, frames, done) for k, v in step.get("kwargs", {}).items()}
+        if op == "value":  # an array sent once, referenced by later steps
+            return args[0]
         if op in ("new", "func"):
             module = sys.modules.get(step["module"])
             if module is None:
@@ -163,10 +165,13 @@ class Worker:
                     return None
                 raise
             return target
-        if op == "assign":  # write into the array the object really holds, in place
+        if op in ("assign", "axpy"):  # write into the array the object really holds, in place
             for key in step["path"]:
                 target = target[key] if isinstance(target, dict) else getattr(target, key)
-            target[...] = args[0]
+            if op == "assign":
+                target[...] = args[0]
+            else:  # target += alpha * direction: a perturbation without resending the array
+                target += args[0] * args[1]
             return None
         raise ValueError(f"unknown op {op!r}")
 

@@ -1,0 +1,111 @@
+"""What the grader's TwoLayerNet check costs, next to the book's numerical gradient.
+
+TwoLayerNet 784-50-10, batch 3, the book's initialisation (std 0.01, zero biases),
+float64, as measured in shared/notes/gradient-checks.md. Three timings:
+
+- one forward + backward of the reference net (the unit of cost);
+- the book's element-wise ``numerical_gradient`` (np.nditer, h = 1e-4);
+- the grader's full check of one submission: the student's ``gradient`` and
+  ``loss`` run in the sandboxed worker, the reference gradient, every entry
+  compared, and the directional numerical check of the student's own loss
+  (``grader.exercises.two_layer_net``) — once in compute only (the grader's and
+  the worker's arithmetic) and once end to end through the sandbox.
+
+Run: python benchmarks/gradcheck_cost.py
+"""
+from __future__ import annotations
+
+import os
+
+# as the grader does for itself (grader/__init__.py), before numpy is imported
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from grader import paths, reference, submission
+from grader.course import Course
+from grader.exercises import two_layer_net
+from grader.exercises.base import Case
+from grader.scoring import Scorer
+from grader.worker.client import Worker
+
+
+def book_values(rng: np.random.Generator, one_hot: bool) -> dict:
+    """The measured configuration: 784-50-10, batch 3, std 0.01, zero biases."""
+    sizes = (784, 50, 10)
+    labels = rng.integers(0, 10, 3)
+    return {"sizes": sizes, "x": rng.random((3, 784)),
+            "W1": 0.01 * rng.standard_normal((784, 50)), "b1": np.zeros(50),
+            "W2": 0.01 * rng.standard_normal((50, 10)), "b2": np.zeros(10),
+            "t": np.eye(10)[labels] if one_hot else labels}
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure() -> dict[str, float]:
+    refs = reference.load()
+    values = book_values(np.random.default_rng(0), one_hot=True)
+    net = refs["two_layer_net"].TwoLayerNet(*values["sizes"])
+    for key in two_layer_net.PARAMS:
+        net.params[key][...] = values[key]
+    x, t = values["x"], values["t"]
+
+    one = best(lambda: net.gradient(x, t), 200)
+    book = best(lambda: net.numerical_gradient(x, t), 1)
+
+    exercise = two_layer_net.NetExercise(cases=[Case("784-50-10", lambda rng: values)])
+    staging = Path(tempfile.mkdtemp())
+    staging.chmod(0o755)
+    staged = submission.stage(submission.Submission("reference", paths.SOLUTIONS), staging / "s")
+    course = Course()
+    with Worker(staged.folder, course.limits, course.sandbox) as worker:
+        worker.start()
+
+        def full_check():
+            scorer = Scorer()
+            exercise.grade(worker, scorer, refs, course.seed)
+            assert all(r.status == "passed" for r in scorer.results())
+
+        full_check()
+        end_to_end = best(full_check, 30)
+
+    # compute only: the same arithmetic with no process boundary
+    def compute_only():
+        exercise.expected(refs, values)                      # reference gradient + loss
+        net.gradient(x, t), net.loss(x, t)                    # the student's side
+        for key in two_layer_net.PARAMS:                      # 2 loss evaluations per parameter
+            u = np.ones_like(values[key]) / np.sqrt(values[key].size)
+            for sign in (1, -1):
+                net.params[key][...] = values[key] + sign * 1e-5 * u
+                net.loss(x, t)
+            net.params[key][...] = values[key]
+
+    compute = best(compute_only, 50)
+    return {"forward+backward": one, "book numerical_gradient": book,
+            "grader check, compute": compute, "grader check, end to end": end_to_end}
+
+
+def main() -> None:
+    m = measure()
+    unit = m["forward+backward"]
+    print(f"{'':32} {'time':>12} {'x forward+backward':>20}")
+    for name, seconds in m.items():
+        print(f"{name:32} {seconds * 1e3:10.3f} ms {seconds / unit:18.1f}x")
+    for name in ("grader check, compute", "grader check, end to end"):
+        print(f"book numerical_gradient / {name}: {m['book numerical_gradient'] / m[name]:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
