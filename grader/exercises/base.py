@@ -54,6 +54,9 @@ class Quantity:
     wrt: str | None = None       # the named input it differentiates (None: not a gradient)
 
 
+_PREPARED: dict[tuple, tuple[dict, dict]] = {}
+
+
 def case_rng(seed: int, part: str, case: str) -> np.random.Generator:
     """Inputs depend only on the course seed, the part and the case: same on every machine."""
     return np.random.default_rng([seed, zlib.crc32(part.encode()), zlib.crc32(case.encode())])
@@ -104,6 +107,17 @@ class Judging:
             if m.error and m.error(error, values):
                 return m
         return diagnosis.from_error(error)
+
+    def prepared(self, case: Case, reference, seed: int) -> tuple[Values, dict]:
+        """The case's inputs and the reference's answers: the same for every student of a
+        class (same seed), so made once per process. Callers never mutate them."""
+        key = (self.part, case.name, seed, id(reference))
+        if key not in _PREPARED:
+            if len(_PREPARED) > 512:
+                _PREPARED.clear()
+            values = case.make(case_rng(seed, self.part, case.name))
+            _PREPARED[key] = (values, self.expected(reference, values))
+        return _PREPARED[key]
 
     def plan(self, scorer: Scorer) -> list[tuple[Case, dict[str, Item]]]:
         return [(case, {q: scorer.plan(self.part, f"{self.part}: {q} ({case.name})", p)
@@ -182,8 +196,7 @@ class LayerExercise(Judging):
 
     # -- grading -----------------------------------------------------------------------
     def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], reference, seed: int):
-        values = case.make(case_rng(seed, self.part, case.name))
-        expected = self.expected(reference, values)
+        values, expected = self.prepared(case, reference, seed)
         program = Program()
         layer = program.new(self.module, self.cls, *self.args(self.init, copy(values)))
         # tolerate: a broken forward is reported as such, and backward is still checked
@@ -219,7 +232,7 @@ class LayerExercise(Judging):
 
     def grade_forward(self, worker: Worker, case: Case, items: dict[str, Item], reference, seed: int):
         """Only the forward check of one case (used after the backward hung or crashed)."""
-        values = case.make(case_rng(seed, self.part, case.name))
+        values, expected = self.prepared(case, reference, seed)
         program = Program()
         layer = program.new(self.module, self.cls, *self.args(self.init, copy(values)))
         program.keep(program.call(layer, "forward", *self.args(self.forward, copy(values))))
@@ -228,8 +241,7 @@ class LayerExercise(Judging):
         except StudentError as exc:
             items["forward"].error(diagnosis.format_error(f"{self.cls}.forward", exc.error))
             return
-        self.judge("forward", out, self.expected(reference, values)["forward"], values, items,
-                   f"{self.cls}.forward")
+        self.judge("forward", out, expected["forward"], values, items, f"{self.cls}.forward")
 
     def read(self, name: str, quantity: Quantity, returned: dict):
         kind, key = quantity.source

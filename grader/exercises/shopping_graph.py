@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader import checks, diagnosis
-from grader.exercises.base import Case, Judging, Misconception, case_rng
+from grader.exercises.base import Case, Judging, Misconception
 from grader.worker.client import Program, StudentError
 
 INPUTS = ("apple", "apple_num", "orange", "orange_num", "tax")
@@ -37,13 +37,15 @@ class GraphExercise(Judging):
                                        "dorange_num": 165.0, "dtax": 650.0}),
     ])
 
+    def expected(self, reference, values) -> tuple:
+        return getattr(reference[self.module], self.function)(**values)
+
     @property
     def max_points(self) -> float:
         return sum(self.points.values()) * len(self.cases)
 
     def grade_case(self, worker, case, items, reference, seed) -> None:
-        values = case.make(case_rng(seed, self.part, case.name))
-        price, grads = getattr(reference[self.module], self.function)(**values)
+        values, (price, grads) = self.prepared(case, reference, seed)
         program = Program()
         program.keep(program.func(self.module, self.function, **values))
         try:

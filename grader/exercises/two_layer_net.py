@@ -7,6 +7,7 @@ gradient wrong twice over. The check therefore also replays the correct walk
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,25 +16,45 @@ from grader import checks, diagnosis
 from grader.exercises.base import Case, Judging, Misconception, Values, case_rng, copy
 from grader.exercises.inputs import plausible, sizes
 from grader.worker.client import Program, StudentError, clean_error
+from grader.worker.inside import protocol
 from grader.worker.inside.protocol import Raised
 
 PARAMS = ("W1", "b1", "W2", "b2")
 WALK = ("lastLayer", "layers['Affine2']", "layers['Relu1']", "layers['Affine1']")
 
 
+@functools.lru_cache(maxsize=64)
+def _direction(seed: int, shape: tuple) -> np.ndarray:
+    """The grader's copy of a direction the worker makes; the same for every student."""
+    u = protocol.direction(seed, shape)
+    u.flags.writeable = False
+    return u
+
+
+def book_params(sizes: tuple[int, int, int], seed: int, std: float) -> dict[str, np.ndarray]:
+    """The weights the book's ``__init__`` draws after ``np.random.seed(seed)``.
+
+    The worker seeds numpy the same way before building the student's net, so the
+    weights never have to cross the sandbox boundary.
+    """
+    rs, (i, h, o) = np.random.RandomState(seed), sizes
+    w1 = std * rs.randn(i, h)
+    return {"W1": w1, "b1": np.zeros(h), "W2": std * rs.randn(h, o), "b2": np.zeros(o)}
+
+
 def _net(rng, one_hot: bool) -> Values:
-    n, (i, h, o) = int(rng.integers(3, 6)), sizes(rng, 3, 3, 8)
-    values = {"sizes": (i, h, o), "x": rng.standard_normal((n, i)),
-              "W1": rng.normal(0, 0.5, (i, h)), "b1": rng.normal(0, 0.1, h),
-              "W2": rng.normal(0, 0.5, (h, o)), "b2": rng.normal(0, 0.1, o)}
-    labels = rng.integers(0, o, n)
+    n, sizes_ = int(rng.integers(3, 6)), tuple(sizes(rng, 3, 3, 8))
+    values = {"sizes": sizes_, "std": 0.5, "init_seed": int(rng.integers(2**31)),
+              "x": rng.standard_normal((n, sizes_[0]))}
+    values.update(book_params(sizes_, values["init_seed"], values["std"]))
+    labels = rng.integers(0, sizes_[2], n)
     while True:  # no ReLU input near its kink; no vanishing class probability (+1e-7 in log)
         hidden = values["x"] @ values["W1"] + values["b1"]
         logits = np.maximum(hidden, 0) @ values["W2"] + values["b2"]
         if np.min(np.abs(hidden)) >= 0.05 and plausible(logits, labels):
             break
-        values["x"], labels = rng.standard_normal((n, i)), rng.integers(0, o, n)
-    values["t"] = np.eye(o)[labels] if one_hot else labels
+        values["x"], labels = rng.standard_normal((n, sizes_[0])), rng.integers(0, sizes_[2], n)
+    values["t"] = np.eye(sizes_[2])[labels] if one_hot else labels
     return values
 
 
@@ -61,30 +82,55 @@ class NetExercise(Judging):
         return sum(self.points.values()) * len(self.cases)
 
     def build(self, program: Program, values: Values):
-        net = program.new(self.module, self.cls, *values["sizes"])
-        for key in PARAMS:  # in place: the layers hold these very arrays
-            program.assign(net, ("params", key), values[key])
-        return net
+        """The student's net with the case's weights: drawn by their own ``__init__``."""
+        program.seed(values["init_seed"])
+        return program.new(self.module, self.cls, *values["sizes"], values["std"])
+
+    def actual_params(self, worker, values: Values) -> dict[str, np.ndarray] | None:
+        """The weights the student's ``__init__`` really drew, when they differ from the book's."""
+        program = Program()
+        net = self.build(program, values)
+        program.keep(*(program.get(net, "params", key, optional=True) for key in PARAMS))
+        try:
+            got, _ = worker.run(program)
+        except StudentError:
+            return None
+        actual = dict(zip(PARAMS, got, strict=True))
+        if not all(isinstance(actual[k], np.ndarray) and actual[k].shape == values[k].shape
+                   and actual[k].dtype.kind == "f" for k in PARAMS):
+            return None
+        same = all(np.array_equal(actual[k], values[k]) for k in PARAMS)
+        return None if same else actual
 
     def expected(self, reference, values: Values) -> dict:
-        net = reference[self.module].TwoLayerNet(*values["sizes"])
+        net = reference[self.module].TwoLayerNet(*values["sizes"], 0.0)
         for key in PARAMS:
             net.params[key][...] = values[key]
         grads = net.gradient(values["x"].copy(), values["t"].copy())
         return {"loss": np.float64(net.loss(values["x"].copy(), values["t"].copy())), **grads}
 
     def grade_case(self, worker, case, items, reference, seed) -> None:
-        values = case.make(case_rng(seed, self.part, case.name))
-        expected = self.expected(reference, values)
+        values, expected = self.prepared(case, reference, seed)
 
         # one round trip: loss, gradient, and the numerical check of the student's own loss
         program = Program()
         net = self.build(program, values)
-        program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
-        program.keep(program.call(net, "gradient", values["x"], values["t"]))
-        plan = self.numeric_plan(program, net, case, values)
+        x, t = program.value(values["x"]), program.value(values["t"])  # sent once, used 10 times
+        program.keep(program.call(net, "loss", x, t, tolerate=True))
+        program.keep(program.call(net, "gradient", x, t))
+        plan = self.numeric_plan(program, net, case, (x, t), values)
+        init_note = ""
         try:
             (loss, grads, *numeric), trace = worker.run(program)
+            verdicts = self.verdicts(grads, expected, values)
+            if not (all(v.ok for v in verdicts.values()) and self.loss_right(loss, expected)):
+                actual = self.actual_params(worker, values)
+                if actual is not None:  # their __init__ draws other weights: judge with those
+                    values = {**values, **actual}
+                    expected = self.expected(reference, values)
+                    verdicts = self.verdicts(grads, expected, values)
+                    init_note = ("Your __init__ draws different weights from the book's; "
+                                 "you were graded with your own weights.")
         except StudentError as exc:
             if exc.partial:
                 self.judge_loss(exc.partial[0], expected, values, items)
@@ -95,6 +141,8 @@ class NetExercise(Judging):
                                  misconception=mistake.id if mistake else None)
             return
         self.judge_loss(loss, expected, values, items)
+        if init_note:
+            items["loss"].result.feedback += "\n" + init_note
         if not isinstance(grads, dict):
             for key in PARAMS:
                 items[key].failed(f"TwoLayerNet.gradient should return a dict with keys "
@@ -103,9 +151,7 @@ class NetExercise(Judging):
         mistake = self.from_trace(trace)
         own = None
         for key in PARAMS:
-            value, item = grads.get(key), items[key]
-            verdict = checks.compare(f"TwoLayerNet.gradient: {key}", value, expected[key],
-                                     batch=values["x"].shape[0])
+            value, item, verdict = grads.get(key), items[key], verdicts[key]
             if verdict.ok:
                 item.passed(verdict.message)
                 continue
@@ -120,13 +166,24 @@ class NetExercise(Judging):
                         mistake.id if mistake else None)
         self.numeric_notes(plan, numeric, grads, items)
 
+    @staticmethod
+    def verdicts(grads, expected, values) -> dict[str, checks.Verdict]:
+        """Each gradient judged once against the reference (None when grads is no dict)."""
+        found = grads if isinstance(grads, dict) else {}
+        return {k: checks.compare(f"TwoLayerNet.gradient: {k}", found.get(k), expected[k],
+                                  batch=values["x"].shape[0]) for k in PARAMS}
+
+    @staticmethod
+    def loss_right(loss, expected) -> bool:
+        return not isinstance(loss, Raised) and checks.compare("", loss, expected["loss"]).ok
+
     def judge_loss(self, loss, expected, values, items) -> None:
         if isinstance(loss, Raised):
             items["loss"].error(diagnosis.format_error("TwoLayerNet.loss", clean_error(loss.error)))
         else:
             self.judge("loss", loss, expected["loss"], values, items, "TwoLayerNet.loss")
 
-    def numeric_plan(self, program: Program, net, case, values: Values) -> list:
+    def numeric_plan(self, program: Program, net, case, data, values: Values) -> list:
         """Loss at each parameter +- h u (random unit u), perturbed in place in the worker.
 
         Runs after ``gradient`` in the same program; the net is thrown away after, so
@@ -135,12 +192,13 @@ class NetExercise(Judging):
         rng = case_rng(0, self.part, case.name + "/directions")
         plan = []
         for key in PARAMS:
-            u = checks.unit_direction(rng, values[key].shape)
-            direction = program.value(u)
+            seed = int(rng.integers(2**31))
+            u = _direction(seed, values[key].shape)
+            direction = program.direction(seed, values[key].shape)
             program.axpy(net, ("params", key), checks.H, direction)
-            program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
+            program.keep(program.call(net, "loss", *data, tolerate=True))
             program.axpy(net, ("params", key), -2 * checks.H, direction)
-            program.keep(program.call(net, "loss", values["x"], values["t"], tolerate=True))
+            program.keep(program.call(net, "loss", *data, tolerate=True))
             program.axpy(net, ("params", key), checks.H, direction)
             plan.append((key, u))
         return plan

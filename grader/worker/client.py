@@ -396,6 +396,14 @@ class Program:
         return self._add({"op": "axpy", "target": target, "path": list(path),
                           "args": [alpha, direction]})
 
+    def seed(self, seed: int) -> protocol.Ref:
+        """Seed numpy's global RNG in the worker (``np.random.seed``)."""
+        return self._add({"op": "seed", "args": [seed]})
+
+    def direction(self, seed: int, shape: tuple) -> protocol.Ref:
+        """``protocol.direction(seed, shape)``, made in the worker: nothing large is sent."""
+        return self._add({"op": "direction", "args": [seed, list(shape)]})
+
     def value(self, value) -> protocol.Ref:
         """Send ``value`` once; later steps refer to it (e.g. a direction used twice)."""
         return self._add({"op": "value", "args": [value]})

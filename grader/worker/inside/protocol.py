@@ -86,7 +86,7 @@ _HEADER = re.compile(rb"\{'descr': '([<>|][biuf][1248])', 'fortran_order': False
 def to_npy(array: np.ndarray) -> bytes:
     """The array in .npy format 1.0 (what np.save writes), without np.save's overhead."""
     array = np.ascontiguousarray(array) if array.ndim else array
-    if array.dtype.byteorder not in "<|" or array.dtype.str[1] not in ARRAY_KINDS:
+    if array.dtype.str[0] not in "<|" or array.dtype.str[1] not in ARRAY_KINDS:
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
         return buffer.getvalue()
@@ -214,3 +214,16 @@ def _load(raw: bytes) -> np.ndarray:
     if type(array) is not np.ndarray or array.dtype.kind not in ARRAY_KINDS:
         raise ProtocolError("array frame of a forbidden type")
     return array
+
+
+def direction(seed: int, shape: tuple) -> np.ndarray:
+    """A random unit-length direction from a seed: the same on both sides of the boundary,
+    so a numerical check needs to send only the seed, not the array.
+
+    Random signs (+-1/sqrt(n)): every entry weighs the same, so any wrong entry moves
+    <grad, u>; and signs are cheaper to draw than normals for a 784x50 weight.
+    """
+    shape = tuple(shape)
+    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    signs = np.random.default_rng(seed).integers(0, 2, size=shape, dtype=np.int8)
+    return (signs.astype(np.float64) * 2.0 - 1.0) / np.sqrt(max(size, 1))

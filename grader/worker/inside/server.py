@@ -27,7 +27,7 @@ import socket
 import sys
 import traceback
 
-import numpy as np  # noqa: F401  (imported before the submission, warm for every request)
+import numpy as np  # imported before the submission: warm for every child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # python -I does not add the script's folder
@@ -147,6 +147,11 @@ class Worker:
         kwargs = {k: self.value(v, frames, done) for k, v in step.get("kwargs", {}).items()}
         if op == "value":  # an array sent once, referenced by later steps
             return args[0]
+        if op == "direction":  # a unit direction made here from a seed (see protocol.direction)
+            return protocol.direction(int(args[0]), tuple(int(n) for n in args[1]))
+        if op == "seed":  # numpy's global RNG, so np.random.randn in __init__ is reproducible
+            np.random.seed(int(args[0]))
+            return None
         if op in ("new", "func"):
             module = sys.modules.get(step["module"])
             if module is None:
