@@ -38,15 +38,20 @@ class Batch:
 def grade_class(root: Path, out: Path, course: Course, jobs: int = 1, resume: bool = False,
                 on_start: Callable[[int], None] = lambda total: None,
                 on_done: Callable[[StudentResult], None] = lambda result: None) -> Batch:
-    """Grade every submission under ``root`` into ``out``; return all results."""
+    """Grade every submission under ``root`` into ``out``; return all results.
+
+    The returned results are slim (scores and statuses, no feedback or output): the
+    full ones are on disk, and ``on_done`` sees each full result as it finishes.
+    """
     subs, skipped = submission.discover(root)
     out.mkdir(parents=True, exist_ok=True)
-    done = {s.student: r for s in subs if resume and (r := _finished(out / s.student)) is not None}
+    done = {s.student: r.slim() for s in subs
+            if resume and (r := _finished(out / s.student)) is not None}
     todo = [s for s in subs if s.student not in done]
     on_start(len(todo))
     results = list(done.values())
     for result in _grade_all(todo, out, course, jobs):
-        results.append(result)
+        results.append(result.slim())  # the full result is on disk already
         on_done(result)
     results.sort(key=lambda r: r.student)
     bugs = [b for r in results for b in r.grader_errors]
@@ -71,6 +76,7 @@ def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
             yield grade_one(sub, out, course)
         return
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["grader.batch"])  # job processes share these pages
     slots = context.Queue()
     for slot in range(jobs):
         slots.put(slot)

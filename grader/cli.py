@@ -113,3 +113,5 @@ def grade(submissions: Path, out: Path, jobs: str, config: Path | None, sandbox:
     if result.resumed:
         click.echo(f"{result.resumed} student(s) kept from the earlier run (--resume).")
     click.echo(f"Reports: {out / 'grades.csv'}, {out / 'class.html'}, {out}/<student>/report.html")
+from grader.cli_nbgrader import nbgrader  # noqa: E402, I001
+main.add_command(nbgrader)

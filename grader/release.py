@@ -8,6 +8,7 @@ Solution regions are marked as nbgrader marks them::
 
 and become a ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` stub at the
 marker's indentation. Every other file of the source folder is copied unchanged.
+The same files also become one Jupyter notebook, ``backprop.ipynb`` (``grader.notebook``).
 """
 from __future__ import annotations
 
@@ -90,6 +91,10 @@ def release(source_dir: Path, target_dir: Path) -> list[Path]:
         if src.suffix == ".py":
             data = strip_solutions(data.decode("utf-8"), str(src)).encode("utf-8")
         files[src.relative_to(source_dir)] = data
+    from grader import notebook  # imports this module: import it late
+
+    if all((source_dir / name).is_file() for name in notebook.FILES):  # the same files as a notebook
+        files[Path(notebook.NOTEBOOK)] = notebook.dumps(notebook.student_notebook(source_dir)).encode("utf-8")
     if target_dir.exists():
         shutil.rmtree(target_dir)
     written = []

@@ -6,6 +6,7 @@ contract, so tools can script against it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +19,7 @@ def points(value: float) -> float:
     return round(float(value) + 0.0, 4)
 
 
-@dataclass
+@dataclass(slots=True)
 class TestResult:
     """One graded check, e.g. ``Affine: dW (4-D input)``."""
 
@@ -87,6 +88,14 @@ class StudentResult:
             "notes": list(self.notes),
             "output": self.output,
         }
+
+    def slim(self) -> StudentResult:
+        """Only what class-level files need (scores, statuses, mistakes): a class of
+        thousands then fits in a few MB, whatever each student printed."""
+        tests = [TestResult(sys.intern(t.name), sys.intern(t.part), t.score, t.max_score, t.status,
+                            "", t.misconception and sys.intern(t.misconception)) for t in self.tests]
+        return StudentResult(self.student, tests, isolation=sys.intern(self.isolation),
+                             grader_errors=list(self.grader_errors))
 
     @classmethod
     def from_json(cls, data: dict) -> StudentResult:

@@ -53,18 +53,34 @@ def stage(submission: Submission, target: Path) -> Staged:
     """Write the student's files, cleaned, into ``target``; record what was found."""
     target.mkdir(parents=True, exist_ok=True)
     staged = Staged(target)
+    notebook = _notebook(submission.folder, staged.notes)
     for name in FILES:
-        source = locate(submission.folder, name, staged.notes)
-        if source is None:
-            staged.notes.append(f"{name} is missing.")
-            continue
-        text = read_text(source, staged.notes)
+        if notebook is not None:
+            text = notebook.get(name)
+            if text is None:
+                staged.notes.append(f"{name} is missing (no cell of the notebook belongs to it).")
+                continue
+        else:
+            source = locate(submission.folder, name, staged.notes)
+            if source is None:
+                staged.notes.append(f"{name} is missing.")
+                continue
+            text = read_text(source, staged.notes)
         if not text.strip():
             staged.notes.append(f"{name} is empty.")
         text = salvage(text, name, staged)
         find_duplicates(text, name, staged)
         (target / name).write_text(text, encoding="utf-8")
     return staged
+
+
+def _notebook(folder: Path, notes: list[str]) -> dict[str, str] | None:
+    """The files extracted from a Jupyter notebook when the folder has none of the .py files."""
+    if any(locate(folder, name, []) for name in FILES):
+        return None
+    from grader import notebook  # only notebook submissions need it
+
+    return notebook.from_folder(folder, notes)
 
 
 def locate(folder: Path, name: str, notes: list[str]) -> Path | None:

@@ -1,0 +1,287 @@
+"""End to end through the real nbgrader CLI, its kernel and its gradebook.
+
+`grader nbgrader init` -> `nbgrader generate_assignment` -> submitted notebooks (correct,
+partly wrong, untouched, two hostile ones, one writing to stderr) -> `nbgrader
+autograde` -> gradebook -> `nbgrader export` and `generate_feedback`; every score is
+compared, part by part, with `grader grade` on the same notebooks. Then kernels that
+write to the gradebook or to the grader's files, and a course that never executes.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from nbgrader.api import Gradebook
+
+from grader import notebook, paths
+from grader.exercises import ALL
+from grader.release import solution_lines
+
+MAX = {e.part: float(e.max_points) for e in ALL}
+TOTAL = sum(MAX.values())
+HIDDEN_CALL = "from grader.nb import check"
+PATCH_NUMPY = """import numpy as np
+np.allclose = lambda *a, **k: True
+np.isclose = lambda a, b, *x, **k: np.ones(np.broadcast(a, b).shape, bool)
+np.array_equal = lambda *a, **k: True
+np.testing.assert_allclose = lambda *a, **k: None
+"""
+PATCH_GRADER = f"""import grader.nb
+POINTS = {MAX!r}
+grader.nb.check = lambda part: print(part, "- all checks passed") or POINTS[part]
+"""
+STDERR = """import sys, warnings
+get_ipython().events.register("pre_run_cell", lambda *a: print("RuntimeWarning: overflow in exp", file=sys.stderr))
+warnings.warn("a warning from the student's own cell")
+"""
+WRITE_GRADEBOOK = """import os, sqlite3
+db = sqlite3.connect(os.path.join("..", "..", "..", "gradebook.db"))
+db.execute("UPDATE grade SET manual_score = 1000")
+db.commit()
+db.close()
+"""
+
+
+def script(name: str) -> list[str]:
+    found = Path(sysconfig.get_path("scripts")) / name
+    assert found.exists() or shutil.which(name), f"the `{name}` command is not installed"
+    return [str(found if found.exists() else shutil.which(name))]
+
+
+def run(args: list, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return done
+
+
+class Notebooks:
+    """Student notebooks made from nbgrader's own release, with the solution cells filled in."""
+
+    def __init__(self, course: Path):
+        self.course = course
+        self.release = json.loads((course / "release/backprop/backprop.ipynb").read_text(encoding="utf-8"))
+        source = json.loads((course / "source/backprop/backprop.ipynb").read_text(encoding="utf-8"))
+        self.solved = {c["id"]: "".join(c["source"]) for c in source["cells"]
+                       if "file" in c["metadata"].get("grader", {})}
+
+    def hand_in(self, student: str, edits=(), extra=(), solve: bool = True) -> Path:
+        nb = copy.deepcopy(self.release)
+        for cell in nb["cells"]:
+            if solve and cell["id"] in self.solved:
+                text = self.solved[cell["id"]]
+                for old, new in edits:
+                    text = text.replace(old, new)
+                cell["source"] = text
+        for i, code in enumerate(extra):  # a student's own cells, right after layers.py's top
+            at = next(n for n, c in enumerate(nb["cells"]) if c["id"] == "layers-top")
+            nb["cells"].insert(at + 1 + i, {"cell_type": "code", "id": f"own-{i}", "metadata": {},
+                                            "execution_count": None, "outputs": [], "source": code})
+        path = self.course / "submitted" / student / "backprop" / "backprop.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+        return path
+
+
+WRONG_MUL = ("dx = dout * self.y  # swap the inputs", "dx = dout * self.x")
+WRONG_SIGMOID = ("dx = dout * (1.0 - self.out) * self.out", "dx = dout * self.out")
+DB_MEAN = ("self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nbgrader")
+    shutil.copytree(paths.SOLUTIONS, root / "solutions")  # the course's own reference (a kernel will write to it)
+    toml = root / "grader.toml"
+    toml.write_text('seed = 4242\nsolutions = "solutions"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "PYTHONPATH", "GRADER_CONFIG"}}
+    env.update(JUPYTER_CONFIG_DIR=str(root / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+               PYTHONDONTWRITEBYTECODE="1")
+    course = root / "course"
+    run(script("grader") + ["nbgrader", "init", course, "--config", toml, "--timeout", "60"], root, env)
+    run(script("nbgrader") + ["generate_assignment", "backprop", "--force"], course, env)
+    hand = Notebooks(course)
+    hand.hand_in("correct")
+    hand.hand_in("partly", edits=[WRONG_MUL, DB_MEAN])
+    hand.hand_in("untouched", solve=False)
+    hand.hand_in("hostile-numpy", edits=[WRONG_MUL, WRONG_SIGMOID], extra=[PATCH_NUMPY])
+    hand.hand_in("hostile-grader", edits=[WRONG_MUL, DB_MEAN], extra=[PATCH_GRADER])
+    hand.hand_in("warns", extra=[STDERR])
+    students = sorted(p.name for p in (course / "submitted").iterdir())
+    autograde = run(script("nbgrader") + ["autograde", "backprop", "--force"], course, env)
+    cli = run(script("grader") + ["grade", course / "submitted", "--out", root / "cli", "--config", toml,
+                                  "--jobs", "2"], root, env)
+    run(script("nbgrader") + ["generate_feedback", "backprop", "--force"], course, env)
+    run(script("nbgrader") + ["export"], course, env)
+    return SimpleNamespace(root=root, path=course, env=env, toml=toml, hand=hand, students=students,
+                           autograde=autograde, cli=cli)
+
+
+def gradebook(course) -> dict[str, dict[str, object]]:
+    """student -> part -> the Grade row, read back from nbgrader's database."""
+    with Gradebook(f"sqlite:///{course.path / 'gradebook.db'}") as gb:
+        return {s.id: {g.name: SimpleNamespace(score=g.score, auto=g.auto_score, manual=g.manual_score,
+                                               max=g.max_score)
+                       for g in gb.find_submission_notebook("backprop", "backprop", s.id).grades}
+                for s in gb.students if gb.find_submission("backprop", s.id)}
+
+
+def cli_parts(course, student: str) -> dict[str, float]:
+    report = json.loads((course.root / "cli" / student / "report.json").read_text(encoding="utf-8"))
+    return {part: totals["score"] for part, totals in report["parts"].items()}
+
+
+def graded_notebook(course, student: str) -> dict:
+    return json.loads((course.path / "autograded" / student / "backprop" / "backprop.ipynb").read_text("utf-8"))
+
+
+def grade_cells(nb: dict) -> dict[str, dict]:
+    return {c["metadata"]["nbgrader"]["grade_id"]: c for c in nb["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade")}
+
+
+def feedback_text(course, student: str) -> str:
+    page = (course.path / "feedback" / student / "backprop" / "backprop.html").read_text(encoding="utf-8")
+    page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)  # CSS names e.g. Generic.Traceback
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+# ------------------------------------------------------------------ the release
+
+
+def test_nbgrader_release_is_the_committed_student_notebook(course):
+    """generate_assignment's release and `grader release`'s notebook hold the same cells."""
+    ours = json.loads((paths.ASSIGNMENT / notebook.NOTEBOOK).read_text(encoding="utf-8"))
+    theirs = course.hand.release
+    assert [(c["id"], "".join(c["source"])) for c in theirs["cells"]] == \
+        [(c["id"], "".join(c["source"])) for c in ours["cells"]]
+    points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
+              for c in theirs["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
+    assert points == MAX
+
+
+# ------------------------------------------------------------------ the scores
+
+
+def test_autograde_scores_equal_grader_grade_part_by_part(course):
+    book = gradebook(course)
+    assert set(course.students) <= set(book)
+    for student in course.students:
+        assert {part: g.score for part, g in book[student].items()} == cli_parts(course, student), student
+        assert {part: g.max for part, g in book[student].items()} == MAX
+        assert all(g.manual is None for g in book[student].values())
+    totals = {s: sum(g.score for g in book[s].values()) for s in course.students}
+    assert totals["correct"] == totals["warns"] == TOTAL
+    assert 0 < totals["untouched"] < totals["partly"] < TOTAL
+    exported = {row["student_id"]: float(row["score"])
+                for row in csv.DictReader((course.path / "grades.csv").open(encoding="utf-8"))}
+    assert exported == totals
+
+
+def test_a_zero_is_recorded_as_zero_from_a_plain_float(course):
+    book = gradebook(course)
+    assert book["untouched"]["ShoppingGraph"].auto == 0.0 == cli_parts(course, "untouched")["ShoppingGraph"]
+    for student in course.students:
+        for part, cell in grade_cells(graded_notebook(course, student)).items():
+            results = [o for o in cell["outputs"] if o["output_type"] == "execute_result"]
+            assert len(results) == 1 and cell["outputs"][-1] is results[0]
+            text = "".join(results[0]["data"]["text/plain"])
+            assert re.fullmatch(r"\d+\.\d+", text) and float(text) == book[student][part].auto
+
+
+def test_stderr_in_a_grade_cell_does_not_zero_it(course):
+    """The student's hook writes to stderr before every cell: nbgrader alone would give 0."""
+    cells = grade_cells(graded_notebook(course, "warns"))
+    assert {c["metadata"]["grader"]["kernel_said"] for c in cells.values()} == {"<stderr: scores 0>"}
+    assert all(g.score == MAX[p] for p, g in gradebook(course)["warns"].items())
+    for student in course.students:
+        for cell in grade_cells(graded_notebook(course, student)).values():
+            assert all(o["output_type"] != "error" and o.get("name") != "stderr" for o in cell["outputs"])
+
+
+def test_hostile_kernels_gain_nothing(course):
+    book = gradebook(course)
+    cells = grade_cells(graded_notebook(course, "hostile-grader"))
+    said = {p: c["metadata"]["grader"]["kernel_said"] for p, c in cells.items()}
+    assert said == {p: repr(m) for p, m in MAX.items()}, "the patched check did claim full marks in the kernel"
+    for student, wrong in (("hostile-grader", ["MulLayer", "Affine"]), ("hostile-numpy", ["MulLayer", "Sigmoid"])):
+        scores = {p: g.score for p, g in book[student].items()}
+        assert scores == cli_parts(course, student)
+        assert all(scores[p] < MAX[p] for p in wrong), (student, scores)
+        assert scores["Relu"] == MAX["Relu"], "a part they got right still counts"
+    assert "the kernel's output said 10.0; the sandbox's score is" in course.autograde.stderr
+
+
+def test_feedback_shows_our_feedback_and_no_hidden_or_solution_line(course):
+    secret = set().union(*(solution_lines((paths.SOLUTIONS / n).read_text("utf-8")) for n in notebook.FILES))
+    for student in course.students:
+        text = feedback_text(course, student)
+        assert HIDDEN_CALL not in text and "HIDDEN TESTS" not in text, student
+        assert not re.search(r"grader/\w+\.py", text), f"{student}: a traceback through the grader"
+        handed_in = (course.path / "submitted" / student / "backprop" / "backprop.ipynb").read_text("utf-8")
+        lines = "".join("".join(c["source"]) + "\n" for c in json.loads(handed_in)["cells"]).splitlines()
+        own = {line.strip() for line in lines} | {line.split("#")[0].strip() for line in lines}
+        rendered = text.splitlines()
+        shown = secret & ({line.strip() for line in rendered} | {line.split("#")[0].strip() for line in rendered})
+        assert shown <= own, f"{student}: solution lines they did not write: {sorted(shown - own)[:3]}"
+        assert "Autograded: MulLayer" in text and "About your notebook:" in text
+    assert "MulLayer: 10 / 10 points" in feedback_text(course, "correct")
+    correct = {line.strip() for line in feedback_text(course, "correct").splitlines()}
+    assert len(secret & correct) > 10, "the leak check sees the code at all"
+    partly = feedback_text(course, "partly")
+    assert "MulLayer: 6 / 10 points" in partly and "FAILED Affine: db" in partly
+
+
+# ------------------------------------------------------------ what a kernel may try
+
+
+def test_kernels_that_write_the_gradebook_or_the_reference_are_undone_and_not_graded(course):
+    before = gradebook(course)
+    target = course.root / "solutions" / "layers.py"
+    kept = target.read_bytes()
+    course.hand.hand_in("zz-gradebook", extra=[WRITE_GRADEBOOK])
+    course.hand.hand_in("zz-files", extra=[f"open({str(target)!r}, 'a').write('\\n# edited by a student\\n')\n"])
+    try:
+        done = run(script("nbgrader") + ["autograde", "backprop", "--student", "zz-*", "--force"],
+                   course.path, course.env, check=False)
+    finally:
+        target.write_bytes(kept)
+    assert done.returncode != 0
+    assert "zz-gradebook: the gradebook changed while this notebook ran" in done.stderr
+    assert f"while zz-files's notebook ran, its code changed files the grades depend on: {target}. " \
+           "This notebook is not graded." in done.stderr
+    after = gradebook(course)
+    for student in course.students:  # the UPDATE hit every row; the copy from before is back
+        assert {p: (g.score, g.manual) for p, g in after[student].items()} == \
+            {p: (g.score, None) for p, g in before[student].items()}
+    for student in ("zz-gradebook", "zz-files"):
+        assert all(g.manual is None and g.auto is None for g in after.get(student, {}).values())
+        assert not (course.path / "autograded" / student / "backprop").exists(), "nbgrader removes a failed one"
+
+
+def test_a_no_execute_course_never_runs_student_code_outside_the_sandbox(course, tmp_path):
+    canary = tmp_path / "canary"
+    run(script("grader") + ["nbgrader", "init", course.path, "--config", course.toml, "--no-execute", "--force"],
+        course.root, course.env)
+    try:  # "partly"'s notebook plus a cell that would leave a file if a kernel ran it
+        course.hand.hand_in("zz-quiet", edits=[WRONG_MUL, DB_MEAN], extra=[f"open({str(canary)!r}, 'w')\n"])
+        run(script("nbgrader") + ["autograde", "backprop", "--student", "zz-quiet", "--force"],
+            course.path, course.env)
+    finally:
+        run(script("grader") + ["nbgrader", "init", course.path, "--config", course.toml, "--force"],
+            course.root, course.env)
+    assert not canary.exists(), "a cell ran in a kernel"
+    assert {p: g.score for p, g in gradebook(course)["zz-quiet"].items()} == cli_parts(course, "partly")
+    cells = grade_cells(graded_notebook(course, "zz-quiet"))
+    assert all(c["metadata"]["grader"]["kernel_said"] is None for c in cells.values())
+    assert "FAILED Affine: db" in "".join(cells["Affine"]["outputs"][0]["text"])
