@@ -138,7 +138,7 @@ def main() -> None:
             nb = nbgrader_compare(folder, args.nbgrader, work / "nbgrader")
             print(f"nbgrader autograde: {nb['nbgrader'] / nb['n'] * 1e3:.0f} ms per notebook; grader on "
                   f"the same notebooks: {nb['grader'] / nb['n'] * 1e3:.0f} ms per notebook; "
-                  f"ratio {nb['nbgrader'] / nb['grader']:.1f}x", flush=True)
+                  f"ratio {nb['nbgrader'] / nb['grader']:.1f}x; same scores: {nb['same_scores']}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not args.no_write:
@@ -163,7 +163,8 @@ def write_results(rows, nb, command: str) -> None:
                   f"{nb['nbgrader'] / nb['n'] * 1e3:.0f} ms |",
                   f"| grader grade --jobs auto | {nb['n']} | {nb['grader']:.1f} s | "
                   f"{nb['grader'] / nb['n'] * 1e3:.0f} ms |", "",
-                  f"Ratio: grader is {nb['nbgrader'] / nb['grader']:.1f}x faster per notebook.", ""]
+                  f"Ratio: grader is {nb['nbgrader'] / nb['grader']:.1f}x faster per notebook. "
+                  f"Both gave every student the same score: {nb['same_scores']}.", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -7,6 +7,7 @@ at the end, so an interrupted run loses nothing that was finished.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -14,7 +15,8 @@ import shutil
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,12 +84,24 @@ def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
         slots.put(slot)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
                              initargs=(slots,)) as pool:
-        futures = {pool.submit(grade_one, sub, out, course): sub for sub in todo}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as exc:  # the grader process itself died: still report the student
-                yield _failed(futures[future].student, out, f"{type(exc).__name__}: {exc}")
+        # A few students in flight per job, not the whole class: a finished future holds
+        # its full result (feedback, output), so memory would grow with the class size.
+        queue, pending = iter(todo), {}
+        for sub in itertools.islice(queue, jobs * 4):
+            pending[pool.submit(grade_one, sub, out, course)] = sub
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                sub = pending.pop(future)
+                if (following := next(queue, None)) is not None:
+                    try:
+                        pending[pool.submit(grade_one, following, out, course)] = following
+                    except BrokenProcessPool as exc:  # a job process was killed: still report
+                        yield _failed(following.student, out, f"{type(exc).__name__}: {exc}")
+                try:
+                    yield future.result()
+                except Exception as exc:  # the job process itself died: still report the student
+                    yield _failed(sub.student, out, f"{type(exc).__name__}: {exc}")
 
 
 _tests: list[runner.HiddenTest] | None = None

@@ -105,7 +105,7 @@ def grade(submissions: Path, out: Path, jobs: str, config: Path | None, sandbox:
     out_console = Console()
     if not out_console.is_terminal:  # a file or a pipe has no width limit to respect
         out_console = Console(width=120)
-    out_console.print(reports.summary_table(result.results, PARTS))
+    out_console.print(reports.terminal_summary(result.results, PARTS))
     click.echo(reports.summary_line(result.results))
     if result.grader_errors:
         console.print(f"[red]{result.grader_errors} check(s) failed inside the grader itself[/]; "

@@ -29,6 +29,7 @@ import os
 import re
 import statistics
 import tempfile
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -550,22 +551,29 @@ def _misconception_stats(results: Sequence[StudentResult], hints: Mapping[str, s
             for mid, n in sorted(students.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def _part_stats(results: Sequence[StudentResult], columns: Sequence[str]) -> list[dict]:
+    """Per part: mean points, mean maximum, students with full marks."""
+    per_student = [r.parts() for r in results]
+    rows = []
+    for p in columns:
+        got = [parts.get(p, {"score": 0.0, "max_score": 0.0}) for parts in per_student]
+        mean = points(statistics.fmean(g["score"] for g in got)) if got else 0.0
+        mean_max = points(statistics.fmean(g["max_score"] for g in got)) if got else 0.0
+        full = sum(g["max_score"] > 0 and g["score"] >= g["max_score"] for g in got)
+        rows.append({"name": display_text(p), "mean": mean, "max_score": mean_max,
+                     "percent": fmt_percent(mean, mean_max),
+                     "ratio": min(1.0, max(0.0, _ratio(mean, mean_max))),
+                     "full": full, "n": len(got)})
+    return rows
+
+
 def _class_view(results: Sequence[StudentResult], parts: Sequence[str],
                 hints: Mapping[str, str]) -> dict:
     columns = _columns(results, parts)
     ordered = _sorted(results)
     scores = [r.score for r in ordered]
     maxima = sorted({r.max_score for r in ordered})
-    part_rows = []
-    for p in columns:
-        got = [r.parts().get(p, {"score": 0.0, "max_score": 0.0}) for r in ordered]
-        mean = points(statistics.fmean(g["score"] for g in got)) if got else 0.0
-        mean_max = points(statistics.fmean(g["max_score"] for g in got)) if got else 0.0
-        full = sum(g["max_score"] > 0 and g["score"] >= g["max_score"] for g in got)
-        part_rows.append({"name": display_text(p), "mean": mean, "max_score": mean_max,
-                          "percent": fmt_percent(mean, mean_max),
-                          "ratio": min(1.0, max(0.0, _ratio(mean, mean_max))),
-                          "full": full, "n": len(got)})
+    part_rows = _part_stats(ordered, columns)
     students = [{
         "student": display_text(r.student), "link": student_link(r.student),
         "score": r.score, "max_score": r.max_score,
@@ -653,6 +661,45 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Tab
             text.append(("; " if text else "") + ", ".join(problems), style="bold red")
         cells.append(text)
         table.add_row(*cells)
+    return table
+
+
+TABLE_ROWS = 60  # above this, the terminal gets the class at a glance; class.html has every row
+
+
+def terminal_summary(results: Sequence[StudentResult], parts: Sequence[str]) -> Table:
+    """The end-of-run table: one row per student for a section, per part for a big class."""
+    return summary_table(results, parts) if len(results) <= TABLE_ROWS else parts_table(results, parts)
+
+
+def parts_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Table:
+    """One row per part: mean points, full marks, the commonest known mistake; then the
+    students whose grading hit errors or timeouts (at most ten), who need a look first."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = _columns(results, parts)
+    table = Table(title=f"Grades by part ({len(results)} students; every student in class.html)",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for name, justify in (("part", "left"), ("mean", "right"), ("full marks", "right"),
+                          ("commonest known mistake", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    mistakes: dict[str, Counter] = {p: Counter() for p in columns}
+    for r in results:
+        for part, mid in {(t.part, t.misconception) for t in r.tests if t.misconception}:
+            mistakes.setdefault(part, Counter())[mid] += 1
+    for row, part in zip(_part_stats(results, columns), columns, strict=True):
+        common = mistakes[part].most_common(1)
+        table.add_row(Text(row["name"]), f"{fmt_points(row['mean'])}/{fmt_points(row['max_score'])}",
+                      f"{row['full']} ({fmt_percent(row['full'], row['n'])})",
+                      Text(f"{common[0][0]} ({common[0][1]} students)" if common else ""))
+    troubled = [r for r in _sorted(results) if _problem_count(r, ("error", "timeout"))]
+    if troubled:
+        shown = ", ".join(r.student for r in troubled[:10])
+        more = f" and {len(troubled) - 10} more" if len(troubled) > 10 else ""
+        table.caption = f"errors or timeouts: {shown}{more}"
+        table.caption_justify = "left"
     return table
 
 

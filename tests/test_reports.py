@@ -21,9 +21,11 @@ from rich.console import Console
 
 from grader.reports import (
     REPORT_CAP,
+    TABLE_ROWS,
     atomic_write,
     summary_line,
     summary_table,
+    terminal_summary,
     truncate_text,
     write_class_report,
     write_grades_csv,
@@ -437,6 +439,24 @@ def test_summary_table_and_line():
     assert summary_line(results) == (
         "5 students: mean 13.7333/16, median 15, 1 with full marks,"
         " 2 with errors/timeouts")
+
+
+def test_a_big_class_gets_one_row_per_part_and_the_students_to_look_at():
+    """Thousands of rows help nobody in a terminal: per part, then who hit errors."""
+    results = [make(f"s{i:03d}") for i in range(TABLE_ROWS)]
+    results += [make("x-mistake", {"Affine: dW (4-D input)": (0.0, "failed", "x", "a-mis")}),
+                make("x-broken", {"Sigmoid: dx": (0.0, "timeout", "y", None)})]
+    console = Console(record=True, width=200, color_system=None)
+    console.print(terminal_summary(results, PARTS))
+    text = console.export_text()
+    assert "s000" not in text and f"{len(results)} students" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert set(PARTS) <= set(rows)
+    assert "a-mis (1 students)" in rows["Affine"] and "61 (98%)" in rows["Affine"]
+    assert "errors or timeouts: x-broken" in text and "x-mistake" not in text
+    small = Console(record=True, width=200, color_system=None)
+    small.print(terminal_summary(results[:3], PARTS))
+    assert "s002" in small.export_text()  # a section still gets one row per student
 
 
 # ----------------------------------------------------------------- atomic_write
