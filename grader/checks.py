@@ -62,14 +62,17 @@ def as_number_array(value, expected: np.ndarray) -> tuple[np.ndarray | None, str
         return None, f"expected an array of numbers, got dtype {value.dtype}"
     if value.shape != expected.shape:
         return None, f"shape {value.shape}, expected {expected.shape}"
-    return value.astype(np.float64), ""
+    return value.astype(np.float64, copy=False), ""
 
 
 def relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """|got - expected| relative to each entry, floored at 0.1% of the tensor's scale."""
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    floor = max(1e-3 * scale, 1e-12)
-    return np.abs(got - expected) / np.maximum(np.abs(expected), floor)
+    magnitude = np.abs(expected)
+    floor = max(1e-3 * float(magnitude.max()), 1e-12) if expected.size else 1e-12
+    with np.errstate(all="ignore"):  # a NaN or inf the student returned is judged, not warned about
+        errors = np.abs(got - expected)
+        errors /= np.maximum(magnitude, floor)
+    return errors
 
 
 def compare(name: str, value, expected, *, either=None, batch: int | None = None,
@@ -83,16 +86,16 @@ def compare(name: str, value, expected, *, either=None, batch: int | None = None
     got, why = as_number_array(value, expected)
     if got is None:
         return Verdict(False, f"{name}: {why}.", np.inf)
-    if not np.all(np.isfinite(got)):
-        bad = _index(np.argwhere(~np.isfinite(got))[0]) if got.ndim else ()
-        return Verdict(False, f"{name}: contains {got[bad]} at index {bad} (NaN or infinity).", np.inf)
     errors = relative_errors(got, expected)
     if either is not None:
         errors = np.minimum(errors, relative_errors(got, np.asarray(either, dtype=np.float64)))
     worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
     error = float(errors[worst]) if errors.size else 0.0
-    if error <= rtol:
+    if error <= rtol:  # False for NaN: a non-finite entry never passes
         return Verdict(True, f"{name}: correct (largest relative error {error:.1e}).", error)
+    if not np.all(np.isfinite(got)):
+        bad = _index(np.argwhere(~np.isfinite(got))[0]) if got.ndim else ()
+        return Verdict(False, f"{name}: contains {got[bad]} at index {bad} (NaN or infinity).", np.inf)
     where = f" at index {_index(worst)}" if got.ndim else ""
     lines = [f"{name}: largest relative error {error:.2e}{where}: "
              f"yours {got[worst]:.6g}, expected {expected[worst]:.6g}."]
