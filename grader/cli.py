@@ -6,12 +6,16 @@ from pathlib import Path
 import click
 
 from grader import paths
+from grader.cli_nbgrader import nbgrader
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="backprop-grader")
 def main() -> None:
     """Autograder for the backpropagation chapter of Deep Learning from Scratch."""
+
+
+main.add_command(nbgrader)
 
 
 @main.command()
@@ -113,5 +117,3 @@ def grade(submissions: Path, out: Path, jobs: str, config: Path | None, sandbox:
     if result.resumed:
         click.echo(f"{result.resumed} student(s) kept from the earlier run (--resume).")
     click.echo(f"Reports: {out / 'grades.csv'}, {out / 'class.html'}, {out}/<student>/report.html")
-from grader.cli_nbgrader import nbgrader  # noqa: E402, I001
-main.add_command(nbgrader)
