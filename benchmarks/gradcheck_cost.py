@@ -96,15 +96,17 @@ def measure() -> dict[str, float]:
             "grader check, compute": compute, "grader check, end to end": end_to_end}
 
 
-def main() -> None:
-    m = measure()
+CHECKS = ("grader check, compute", "grader check, end to end")
+
+
+def report(m: dict[str, float]) -> None:
     unit = m["forward+backward"]
     print(f"{'':32} {'time':>12} {'x forward+backward':>20}")
     for name, seconds in m.items():
         print(f"{name:32} {seconds * 1e3:10.3f} ms {seconds / unit:18.1f}x")
-    for name in ("grader check, compute", "grader check, end to end"):
+    for name in CHECKS:
         print(f"book numerical_gradient / {name}: {m['book numerical_gradient'] / m[name]:,.0f}x")
 
 
 if __name__ == "__main__":
-    main()
+    report(measure())

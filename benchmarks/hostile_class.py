@@ -70,38 +70,43 @@ def build(root: Path, out: Path, token: str) -> tuple[int, int]:
     return honest, len(HOSTILE)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--keep", action="store_true", help="keep the generated class and reports")
-    args = parser.parse_args()
+def measure(keep: bool = False) -> dict:
+    """Generate the class, grade it with the real CLI; return the figures."""
     base = Path(tempfile.mkdtemp(prefix="grader-hostile-bench-"))
     root, out = base / "class", base / "reports"
     token = secrets.token_hex(4)
     try:
         honest, hostile = build(root, out, token)
-        print(f"class: {honest + hostile} hand-ins ({honest} honest, {hostile} hostile) in {root}")
-        print(f"machine: {os.cpu_count()} cores; grader grade --jobs auto")
         started = time.monotonic()
         done = subprocess.run(["grader", "grade", str(root), "--out", str(out), "--jobs", "auto"],
                               capture_output=True, text=True)
         seconds = time.monotonic() - started
-        print(f"exit code {done.returncode}; wall time {seconds:.1f} s")
         if done.returncode:
-            print(done.stderr[-2000:])
-            return
+            raise SystemExit(f"grader grade failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
         with open(out / "grades.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        mean = sum(float(r["score"]) for r in rows) / len(rows)
-        lost = sum(1 for r in rows if float(r["score"]) < float(r["max_score"]))
-        print(f"{len(rows)} graded, mean {mean:.1f}/{rows[0]['max_score']}, {lost} below full marks")
-        markers = list(Path("/tmp").glob(f"*{token}*"))
-        if markers:
-            print(f"WARNING: files with the run's token appeared on the host: {markers}")
+        return {"honest": honest, "hostile": hostile, "seconds": seconds, "graded": len(rows),
+                "mean": sum(float(r["score"]) for r in rows) / len(rows), "max_score": rows[0]["max_score"],
+                "lost": sum(1 for r in rows if float(r["score"]) < float(r["max_score"])),
+                "markers": [str(m) for m in Path("/tmp").glob(f"*{token}*")], "kept": str(base)}
     finally:
-        if args.keep:
-            print(f"kept: {base}")
-        else:
+        if not keep:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keep", action="store_true", help="keep the generated class and reports")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; grader grade --jobs auto")
+    m = measure(args.keep)
+    print(f"class: {m['honest'] + m['hostile']} hand-ins ({m['honest']} honest, {m['hostile']} hostile); "
+          f"wall time {m['seconds']:.1f} s")
+    print(f"{m['graded']} graded, mean {m['mean']:.1f}/{m['max_score']}, {m['lost']} below full marks")
+    if m["markers"]:
+        print(f"WARNING: files with the run's token appeared on the host: {m['markers']}")
+    if args.keep:
+        print(f"kept: {m['kept']}")
 
 
 if __name__ == "__main__":
