@@ -14,6 +14,7 @@ written to benchmarks/RESULTS.md with a description of the machine and the comma
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import shutil
@@ -169,6 +170,12 @@ def write_results(found: dict, command: str) -> None:
     for n, r in found["classes"]:
         lines.append(f"| {n} | {r['wall']:.1f} s | {r['wall'] / n * 1e3:.1f} ms | "
                      f"{r['grader_mb']:.0f} MB | {r['worker_mb']:.0f} MB |")
+    sizes = sorted(found["classes"])
+    if len(sizes) > 1:
+        steps = ", ".join(f"{(b[1]['wall'] - a[1]['wall']) / (b[0] - a[0]) * 1e3:.1f} ms from {a[0]} to {b[0]}"
+                          for a, b in itertools.pairwise(sizes))
+        lines += ["", f"Linear in class size: each extra submission costs {steps}; the rest is "
+                  "start-up (sandboxes, reference answers) and the class reports."]
     lines += ["", "The class (benchmarks/classes.py): per 100 students 88 correct (three styles), 8 with a "
               "known mistake, 3 broken (syntax error, empty files, os._exit), and one endless loop "
               "per 500. Grader memory: proportional set size of the CLI process and all its "
