@@ -1,9 +1,14 @@
 """Grade a whole class: one student at a time per job, reports as each one finishes.
 
 Each student's ``report.json`` is written last and atomically, so its presence
-means that student is completely done; ``--resume`` skips exactly those. The
-class-level files (grades.csv, class report) are rebuilt from every report.json
-at the end, so an interrupted run loses nothing that was finished.
+means that student is completely done; ``--resume`` skips exactly those (except the
+ones the grader itself failed on, which are graded again). The class-level files
+(grades.csv, class report) are rebuilt from every report.json at the end, so an
+interrupted run loses nothing that was finished; the temporary files of writes a
+kill cut short are removed first.
+
+Each grading process leases its own sandbox uid machine-wide and locks its staging
+folders (``grader.host``); job processes end when the process that started them ends.
 """
 from __future__ import annotations
 
@@ -11,8 +16,7 @@ import itertools
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
+import re
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -20,10 +24,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import catalogue, reports, runner, sandbox, submission
+from grader import catalogue, host, reports, runner, sandbox, submission
 from grader.course import Course
 from grader.exercises import ALL, PARTS
 from grader.results import StudentResult, TestResult
+from grader.worker import client
 
 REPORT = "report.json"
 GRADER_ERRORS = "grader-errors.log"  # for the instructor: hidden-test bugs, with tracebacks
@@ -47,6 +52,8 @@ def grade_class(root: Path, out: Path, course: Course, jobs: int = 1, resume: bo
     """
     subs, skipped = submission.discover(root)
     out.mkdir(parents=True, exist_ok=True)
+    remove_partial_writes(out, [s.student for s in subs])
+    host.sweep_staging()  # what killed runs left in the temp folder
     done = {s.student: r.slim() for s in subs
             if resume and (r := _finished(out / s.student)) is not None}
     todo = [s for s in subs if s.student not in done]
@@ -65,25 +72,52 @@ def grade_class(root: Path, out: Path, course: Course, jobs: int = 1, resume: bo
 
 
 def _finished(folder: Path) -> StudentResult | None:
+    """The student's earlier result, unless there is none or the grader failed on them."""
     try:
-        return StudentResult.from_json(json.loads((folder / REPORT).read_text(encoding="utf-8")))
+        result = StudentResult.from_json(json.loads((folder / REPORT).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if any(note.startswith(_FAILED_NOTE) for note in result.notes):
+        return None  # not the student's doing (see _failed): grade them again
+    return result
+
+
+# reports.atomic_write's temporary files for what a run writes: ".<name>.<random>.tmp"
+_WRITTEN = ("report.json", "report.md", "report.html", "results.json", "grades.csv", "class.md",
+            "class.html", GRADER_ERRORS)
+_PARTIAL = re.compile(rf"^\.({'|'.join(map(re.escape, _WRITTEN))})\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_partial_writes(out: Path, students: list[str]) -> list[Path]:
+    """Remove the temporary files of writes a kill cut short, in ``out`` and its student folders.
+
+    atomic_write renames its temporary file over the report, so one left over is never
+    a report, only an interrupted write (two runs are not meant to share ``out`` at the
+    same time). Only the names a run writes are matched: ``out`` may be any folder.
+    """
+    removed = []
+    for folder in [out, *(out / s for s in students)]:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not graded yet, or not a folder
+            continue
+        for entry in entries:
+            if _PARTIAL.match(entry.name) and not entry.is_dir(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
                jobs: int) -> Iterator[StudentResult]:
     if jobs <= 1 or len(todo) <= 1:
-        for sub in todo:
-            yield grade_one(sub, out, course)
+        yield from _grade_here(todo, out, course)
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["grader.batch"])  # job processes share these pages
-    slots = context.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
+    me = os.getpid()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
-                             initargs=(slots,)) as pool:
+                             initargs=(me, host.start_time(me))) as pool:
         # A few students in flight per job, not the whole class: a finished future holds
         # its full result (feedback, output), so memory would grow with the class size.
         queue, pending = iter(todo), {}
@@ -104,44 +138,66 @@ def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
                     yield _failed(sub.student, out, f"{type(exc).__name__}: {exc}")
 
 
+def _grade_here(todo: list[submission.Submission], out: Path, course: Course) -> Iterator[StudentResult]:
+    """Grade in this process, as a uid leased for this batch only (another batch in this
+    process may lease another one; the zygote running as this one is stopped with it)."""
+    lease = host.lease_uid()
+    try:
+        for sub in todo:
+            yield grade_one(sub, out, course, uid=lease.uid)
+    finally:
+        client.stop_zygotes(lease.uid)
+        lease.release()
+
+
 _tests: list[runner.HiddenTest] | None = None
-_uid = sandbox.WORKER_UID
+_lease: host.Lease | None = None  # a job process's uid, held until the process ends
 
 
-def _take_slot(slots) -> None:
-    """Each grader process runs its submissions as its own uid (the process limit is per uid)."""
-    global _uid
-    _uid = sandbox.WORKER_UID - 1 - slots.get()
+def _take_slot(cli: int, started: int | None) -> None:
+    """Set up a job process: its own sandbox uid (the process limit counts per uid, across
+    every grader on the machine), and its end when the process that started it ends."""
+    global _lease
+    host.exit_with(cli, started)
+    _lease = host.lease_uid()
 
 
-def grade_one(sub: submission.Submission, out: Path, course: Course) -> StudentResult:
-    """Grade one student and write their reports (report.json last)."""
+def grade_one(sub: submission.Submission, out: Path, course: Course,
+              uid: int | None = None) -> StudentResult:
+    """Grade one student and write their reports (report.json last).
+
+    ``uid``: the sandbox uid; by default the one this job process leased.
+    """
     global _tests
     if _tests is None:
         _tests = runner.collect(course.hidden_tests)
-    staging = Path(tempfile.mkdtemp(prefix="grader-staging-"))
-    os.chmod(staging, 0o755)  # the sandbox's unprivileged user must read the staged copy
+    if uid is None:
+        uid = _lease.uid if _lease is not None else sandbox.WORKER_UID
     try:
-        result = runner.grade(sub, course, _tests, staging, uid=_uid)
+        with host.staging() as staging:  # locked while in use: a killed run's is swept later
+            result = runner.grade(sub, course, _tests, staging, uid=uid)
     except Exception as exc:  # a grader bug: this student is reported, the batch goes on
         return _failed(sub.student, out, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     write(result, out / sub.student)
     return result
 
 
 def write(result: StudentResult, folder: Path) -> None:
+    """The student's four report files, report.json last; none is started once the CLI is gone."""
     files = reports.render_student(result, catalogue.hints())
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in sorted(files, key=lambda n: n == REPORT):
-        reports.atomic_write(folder / name, files[name])
+    with host.writing():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in sorted(files, key=lambda n: n == REPORT):
+            reports.atomic_write(folder / name, files[name])
+
+
+_FAILED_NOTE = "grader error: "
 
 
 def _failed(student: str, out: Path, why: str, details: str = "") -> StudentResult:
     text = f"The grader failed on this submission ({why}). Please tell your instructor."
     tests = [TestResult(f"{e.part}: not graded", e.part, 0.0, e.max_points, "error", text) for e in ALL]
-    result = StudentResult(student, tests, notes=[f"grader error: {why}"],
+    result = StudentResult(student, tests, notes=[f"{_FAILED_NOTE}{why}"],
                            grader_errors=[f"{student}:\n{details or why}"])
     write(result, out / student)
     return result

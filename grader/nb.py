@@ -97,20 +97,18 @@ def _student() -> str:
 
 def grade_notebook(data: bytes, student: str, settings, tests=None) -> StudentResult:
     """Grade a notebook's code in the sandbox, exactly as ``grader grade`` grades a folder holding it."""
-    from grader import runner
+    from grader import host, runner
     from grader.submission import Submission
 
     tests = runner.collect(settings.hidden_tests) if tests is None else tests
     safe = re.sub(r"[^\w.@+-]", "_", student)[:100] or "student"
     folder = Path(tempfile.mkdtemp(prefix="grader-notebook-"))
-    staging = Path(tempfile.mkdtemp(prefix="grader-staging-"))
-    os.chmod(staging, 0o755)  # the sandbox's unprivileged user reads the staged copy
     try:
         (folder / NOTEBOOK).write_bytes(data)
-        return runner.grade(Submission(safe, folder), settings, tests, staging)
+        with host.staging() as staging:  # locked while in use, like grader grade's
+            return runner.grade(Submission(safe, folder), settings, tests, staging, uid=host.process_uid())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def cell_score(result: StudentResult, part: str, cell_points: float | None) -> float:

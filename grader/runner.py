@@ -3,7 +3,9 @@
 The hidden tests are collected once per batch (their modules are imported here, in
 the trusted process); each test is then called per student with the fixtures it
 names. A test that hangs or kills the worker costs its own items only: the worker
-is restarted for the next test.
+is restarted for the next test. A worker that cannot be started at all (the sandbox
+failed before any of the student's code ran) is retried, then reported as the
+grader's failure (``WorkerUnavailable``), never as the student's.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import importlib.util
 import inspect
 import itertools
 import re
+import time
 import traceback
 import zlib
 from collections.abc import Callable
@@ -25,6 +28,13 @@ from grader.results import StudentResult
 from grader.scoring import Scorer
 from grader.testing import Student
 from grader.worker.client import StudentError, Worker, WorkerError
+
+START_RETRIES = (0.25, 0.5, 1.0, 2.0)  # seconds before each new attempt to start the worker
+
+
+class WorkerUnavailable(RuntimeError):
+    """No worker could be started for this student: the machine's fault, not the student's
+    (e.g. fork failing with EAGAIN because the sandbox uid is out of processes)."""
 
 
 @dataclass
@@ -75,6 +85,7 @@ def grade(sub: submission.Submission, course: Course, tests: list[HiddenTest],
     """Everything for one student; never raises for anything the submission does.
 
     ``uid``: the host uid the submission runs as; one per concurrent worker slot.
+    Raises WorkerUnavailable when the sandbox cannot start a worker at all.
     """
     staged = submission.stage(sub, staging / sub.student)
     refs = reference.load(course.solutions)
@@ -99,12 +110,26 @@ def grade(sub: submission.Submission, course: Course, tests: list[HiddenTest],
 
 
 def _start(worker: Worker, notes: list[str]) -> bool:
-    try:
-        modules = worker.start()
-    except WorkerError as exc:
-        worker.dead_reason = f"importing the submission failed: {exc}"
-        notes.append(f"Importing your files failed: {exc}. Nothing could be graded.")
-        return False
+    """Start the student's process and import their files; False if the import failed.
+
+    Worker.start counts a new generation once the zygote has forked the student's
+    process: a failure before that ran none of their code, so it is retried, and in
+    the end raised as WorkerUnavailable rather than charged to them.
+    """
+    for delay in (*START_RETRIES, None):
+        generation = worker.generation
+        try:
+            modules = worker.start()
+            break
+        except WorkerError as exc:
+            if worker.generation != generation:  # their process ran: their import failed
+                worker.dead_reason = f"importing the submission failed: {exc}"
+                notes.append(f"Importing your files failed: {exc}. Nothing could be graded.")
+                return False
+            if delay is None:
+                raise WorkerUnavailable(f"the sandboxed worker could not be started "
+                                        f"({len(START_RETRIES) + 1} attempts): {exc}") from None
+            time.sleep(delay)
     for name, status in modules.items():
         if isinstance(status, dict) and isinstance(status.get("error"), dict):
             error = {"type": "Exception", "message": "", "frames": [], **status["error"]}

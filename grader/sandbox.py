@@ -62,6 +62,9 @@ Mode = Literal["auto", "required", "off"]
 SUBMISSION_PATH = "/submission"
 WORKER_PATH = "/worker"
 WORKER_UID = 65534              # "nobody"; pass uid= for one uid per worker slot
+# a zygote's real uid is its slot uid + this: far from login, system and the usual
+# subordinate uids (100000 + 65536 n), and no submission ever runs as it
+ZYGOTE_UID_OFFSET = 1 << 30
 PACKAGES = ("numpy",)           # distributions visible inside the sandbox (plus stdlib)
 INSTALL_HINT = "apt-get install -y bubblewrap"
 _SYSTEM_PATH = "/usr/bin:/bin"
@@ -72,7 +75,7 @@ _PROBE_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class Limits:
     call_seconds: float = 5.0         # wall clock per worker request: 1000x what a correct call needs
-    memory_mb: int = 1024             # RLIMIT_AS
+    memory_mb: int = 1024             # RLIMIT_AS per process; a zygote also caps all of a child's together
     cpu_seconds: int = 60             # RLIMIT_CPU for the worker process (soft = hard)
     output_bytes: int = 65536         # captured output kept per student (enforced by the caller)
     file_size_mb: int = 8             # RLIMIT_FSIZE
@@ -230,12 +233,20 @@ def _root_caps() -> list[str]:
     return ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
 
 
-def _setpriv(setpriv: str, uid: int | None, pdeathsig: bool = False) -> list[str]:
-    """setpriv(1): drop to ``uid`` for good; ``pdeathsig``: die with the parent (set last,
-    after the uid change that would clear it)."""
+def zygote_uid(uid: int) -> int:
+    """The real uid of a zygote whose children run as ``uid`` (see ``prepare(zygote=True)``)."""
+    return uid + ZYGOTE_UID_OFFSET
+
+
+def _setpriv(setpriv: str, uid: int | None, pdeathsig: bool = False,
+             real_uid: int | None = None) -> list[str]:
+    """setpriv(1): drop to ``uid`` for good (with ``real_uid``: only the effective uid is
+    ``uid``); ``pdeathsig``: die with the parent (set last, after the uid change that would
+    clear it)."""
     argv = [setpriv]
     if uid is not None:
-        argv += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+        ids = [f"--reuid={uid}"] if real_uid is None else [f"--ruid={real_uid}", f"--euid={uid}"]
+        argv += [*ids, f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                  "--bounding-set=-all", "--no-new-privs"]
     return argv + (["--pdeathsig=KILL"] if pdeathsig else []) + ["--"]
 
@@ -373,7 +384,7 @@ class _Mounts:
 
 def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: int,
                 packages: tuple[str, ...], env: dict[str, str], command: list[str],
-                hide: list[str]) -> list[str]:
+                hide: list[str], real_uid: int | None = None) -> list[str]:
     argv = [bwrap, *_namespace_args(), "--die-with-parent", "--new-session",
             "--cap-drop", "ALL"]
     if _is_root():
@@ -419,7 +430,7 @@ def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: i
     if _is_root():
         setpriv = _tool("setpriv")
         assert setpriv is not None  # checked by the probe
-        argv += _setpriv(setpriv, uid)
+        argv += _setpriv(setpriv, uid, real_uid=real_uid)
     return argv + command
 
 
@@ -552,7 +563,8 @@ def unreadable(tree: Path, uid: int, gid: int | None = None) -> str | None:
 def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
             mode: Mode = "auto", extra_args: Sequence[str] = (), *,
             bwrap: str | None = None, uid: int = WORKER_UID,
-            packages: Sequence[str] = PACKAGES, hide: Sequence[Path] = ()) -> Launch:
+            packages: Sequence[str] = PACKAGES, hide: Sequence[Path] = (),
+            zygote: bool = False) -> Launch:
     """Command that runs ``python -I <worker_path>/server.py <submission_path> *extra_args``.
 
     mode "auto": the strongest isolation available, said in ``Launch.isolation``;
@@ -564,6 +576,10 @@ def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
     besides the standard library; ``hide`` are extra host paths (solutions, hidden
     tests) to cover with an empty tmpfs should they lie inside a folder the sandbox
     shows (``/usr``, the interpreter's prefix) - anywhere else they are absent anyway.
+    ``zygote``: with full isolation as root, the process starts with real (and, once it
+    sets it, saved) uid ``zygote_uid(uid)`` and effective uid ``uid``: it can fork children
+    that switch to ``uid`` for good, and those cannot signal it (kill(2) checks the
+    target's real and saved uid only).
     """
     if mode not in ("auto", "required", "off"):
         raise ValueError(f"sandbox mode must be auto, required or off, not {mode!r}")
@@ -598,8 +614,9 @@ def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
         assert resolved is not None
         command = [sys.executable, "-I", f"{WORKER_PATH}/server.py", SUBMISSION_PATH,
                    *extra_args]
+        real_uid = zygote_uid(uid) if zygote and plan.run_as is not None else None
         body = _bwrap_argv(resolved, worker, submission, limits, uid, tuple(packages), env,
-                           command, [os.path.realpath(p) for p in hide])
+                           command, [os.path.realpath(p) for p in hide], real_uid)
         # bwrap --die-with-parent does what pdeathsig would
         argv, preexec = _wrap(limits, plan.run_as, body, drop_here=False, pdeathsig=False)
         return Launch(argv, dict(env), preexec, "/", plan.isolation, SUBMISSION_PATH,

@@ -9,6 +9,7 @@ the note says exactly what was left out.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +36,19 @@ class Staged:
 
 
 def discover(root: Path) -> tuple[list[Submission], list[str]]:
-    """One submission per sub-folder of ``root``; the second list explains what was skipped."""
+    """One submission per sub-folder of ``root``; the second list explains what was skipped.
+
+    A folder that is a symbolic link is skipped: it would be graded as its target
+    (``solutions/``, another student's folder) under this student's name.
+    """
     found, skipped = [], []
     for entry in sorted(Path(root).iterdir()):
         if entry.name.startswith("."):
             continue
-        if not entry.is_dir():
+        if entry.is_symlink():
+            skipped.append(f"{entry.name}: a symbolic link (to {os.readlink(entry)}), not a folder; "
+                           "links are never followed, so it was not graded")
+        elif not entry.is_dir():
             skipped.append(f"{entry.name}: not a folder (one folder per student is expected)")
         elif not _ID.match(entry.name):
             skipped.append(f"{entry.name!r}: a student id may use letters, digits and . _ - + @ only")
@@ -96,7 +104,14 @@ def locate(folder: Path, name: str, notes: list[str]) -> Path | None:
 
 
 def read_text(path: Path, notes: list[str]) -> str:
-    data = path.read_bytes()[: MAX_BYTES + 1]
+    """At most ``MAX_BYTES`` of the file, decoded; never through a symbolic link.
+
+    ``O_NOFOLLOW``: ``locate`` skipped links, but the file could be swapped for one
+    since; and only the start is read, so a huge (or sparse) file costs no memory.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         notes.append(f"{path.name} is larger than {MAX_BYTES} bytes; only the start was read.")
         data = data[:MAX_BYTES]
@@ -108,26 +123,85 @@ def read_text(path: Path, notes: list[str]) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+# What ast.parse raises besides a located SyntaxError: a NUL byte (SyntaxError without a
+# line, or ValueError on older Pythons), absurd nesting (RecursionError, MemoryError).
+_UNPARSABLE = (ValueError, RecursionError, MemoryError)
+
+
 def salvage(text: str, name: str, staged: Staged, attempts: int = 10) -> str:
-    """Blank out each top-level block that does not compile; keep line numbers."""
+    """Blank out each top-level block that does not compile; keep line numbers.
+
+    Whatever the file holds (NUL bytes, nesting too deep for the compiler), the
+    result is a note for the student naming the file and the lines, never an
+    exception in the grader.
+    """
     lines = text.split("\n")
+    nul = [i for i, line in enumerate(lines) if "\0" in line]
+    for i in nul:
+        if "\0" in lines[i]:  # not blanked already with an earlier line's block
+            _leave_out(lines, i, name, staged, "contains a NUL byte, which Python refuses "
+                       "(was the file saved as UTF-16 or another encoding?)")
     for _ in range(attempts):
         try:
             ast.parse("\n".join(lines), filename=name)
             return "\n".join(lines)
         except SyntaxError as exc:
-            line = min(max((exc.lineno or 1) - 1, 0), len(lines) - 1)
-            start, end = _block(lines, line)
-            header = lines[start].strip()
-            match = re.match(r"(?:class|def)\s+(\w+)", header)
-            what = f"{'class' if header.startswith('class') else 'function'} {match.group(1)}" \
-                if match else f"lines {start + 1}-{end}"
-            staged.notes.append(f"{name}, line {exc.lineno}: {exc.msg} "
-                                f"(`{(exc.text or '').strip()}`). {what} was left out; the rest is graded.")
-            if match:
-                staged.left_out[match.group(1)] = f"{name}, line {exc.lineno}: SyntaxError: {exc.msg}"
-            lines[start:end] = [""] * (end - start)
+            if exc.lineno is None:  # not located: treated like the errors below
+                _leave_out_unparsable(lines, name, staged, exc)
+                continue
+            line = min(max(exc.lineno - 1, 0), len(lines) - 1)
+            _leave_out(lines, line, name, staged, f"{exc.msg} (`{(exc.text or '').strip()}`)",
+                       lineno=exc.lineno, error=f"SyntaxError: {exc.msg}")
+        except _UNPARSABLE as exc:
+            _leave_out_unparsable(lines, name, staged, exc)
     return "\n".join(lines)
+
+
+def _leave_out(lines: list[str], index: int, name: str, staged: Staged, why: str,
+               lineno: int | None = None, error: str | None = None) -> None:
+    """Blank the top-level block holding line ``index``; say what was left out and why."""
+    start, end = _block(lines, index)
+    header = next((line for line in lines[start:end] if not line.startswith("@")), "").strip()
+    match = re.match(r"(?:class|def)\s+(\w+)", header)
+    what = f"{'class' if header.startswith('class') else 'function'} {match.group(1)}" \
+        if match else f"lines {start + 1}-{end}"
+    lineno = index + 1 if lineno is None else lineno
+    staged.notes.append(f"{name}, line {lineno}: {why}. {what} was left out; the rest is graded.")
+    if match:
+        staged.left_out[match.group(1)] = f"{name}, line {lineno}: {error or why}"
+    lines[start:end] = [""] * (end - start)
+
+
+def _leave_out_unparsable(lines: list[str], name: str, staged: Staged, exc: BaseException) -> None:
+    """Python cannot parse the file and does not say where: try each top-level block alone."""
+    kind = type(exc).__name__
+    why = (f"too deeply nested for Python to compile ({kind})" if isinstance(exc, RecursionError | MemoryError)
+           else f"Python cannot compile this ({kind}: {exc})")
+    culprits = [(start, end) for start, end in _blocks(lines)
+                if isinstance(_parse_error("\n".join(lines[start:end])), _UNPARSABLE)]
+    for start, end in culprits:  # end - 1: inside the block, even when it starts with a decorator
+        _leave_out(lines, end - 1, name, staged, why, lineno=start + 1)
+    if not culprits:  # no single block is to blame: nothing of the file can be graded
+        staged.notes.append(f"{name}: {why}. The whole file was left out.")
+        lines[:] = [""] * len(lines)
+
+
+def _parse_error(source: str) -> BaseException | None:
+    try:
+        ast.parse(source)
+    except (SyntaxError, *_UNPARSABLE) as exc:
+        return exc
+    return None
+
+
+def _blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of every top-level statement, decorators included."""
+    out: list[tuple[int, int]] = []
+    for i, line in enumerate(lines):
+        if line and not line[0].isspace() and not line.startswith(("#", ")", "]", "}", "@")) \
+                and (not out or i >= out[-1][1]):
+            out.append(_block(lines, i))
+    return out
 
 
 def _block(lines: list[str], index: int) -> tuple[int, int]:
@@ -150,7 +224,7 @@ def _block(lines: list[str], index: int) -> tuple[int, int]:
 def find_duplicates(text: str, name: str, staged: Staged) -> None:
     try:
         tree = ast.parse(text)
-    except SyntaxError:
+    except (SyntaxError, *_UNPARSABLE):
         return
     seen: dict[str, list[int]] = {}
     for node in tree.body:

@@ -61,13 +61,18 @@ class Output:
         return text
 
 
+ANSWER_SECONDS = 2.0  # for a spawn or a kill (and the cleaning after it); a fork takes ~2 ms
+
+
 class Zygote:
     """One sandbox per grading slot, numpy imported once, forking a process per student.
 
     Starting a sandboxed Python with numpy costs ~100 ms; a fork costs ~2 ms. The
     zygote never sees a student's data (each child receives its sources over its
     own socket), and after each child it kills every leftover process of the
-    sandbox, so one student cannot reach the next.
+    sandbox, so one student cannot reach the next. It must answer a spawn or a kill
+    within ``answer_seconds`` (at most one per-call deadline); one that does not, or
+    that says it could not undo what a child did, is replaced, never trusted.
     """
 
     def __init__(self, limits: sandbox.Limits, mode: str, uid: int, hide: tuple[Path, ...]):
@@ -75,8 +80,9 @@ class Zygote:
         self.proc: subprocess.Popen | None = None
         self.control: socket.socket | None = None
         self.isolation: sandbox.Isolation | None = None
-        self._empty = Path(tempfile.mkdtemp(prefix="grader-empty-"))
-        self._empty.chmod(0o755)
+        self.answer_seconds = min(ANSWER_SECONDS, limits.call_seconds)
+        self.memory_kills = 0  # processes of the last child killed for the memory limit
+        self.tampered = False  # the last child changed the zygote's scheduling
 
     @property
     def alive(self) -> bool:
@@ -85,22 +91,27 @@ class Zygote:
     def start(self) -> None:
         self.stop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        probe = sandbox.prepare(WORKER_DIR, self._empty, self.limits, self.mode, uid=self.uid,
-                                hide=self.hide)
-        args = ["--zygote", *(["--sweep"] if probe.isolation.full else [])]
-        launch = sandbox.prepare(WORKER_DIR, self._empty, self.limits, self.mode, args,
-                                 uid=self.uid, hide=self.hide)
-        self.isolation = launch.isolation
-        try:
-            self.proc = subprocess.Popen(launch.argv, stdin=theirs, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, env=launch.env, cwd=launch.cwd,
-                                         preexec_fn=launch.preexec_fn, start_new_session=True)
-        except OSError as exc:
-            raise WorkerError(f"the worker could not be started ({exc})") from None
-        finally:
-            theirs.close()
-        self.control = ours
-        self._expect("ready", self.limits.call_seconds + 10)
+        # the zygote's /submission: an empty folder, bound by bubblewrap before "ready"
+        with tempfile.TemporaryDirectory(prefix="grader-empty-") as empty:
+            os.chmod(empty, 0o755)
+            probe = sandbox.prepare(WORKER_DIR, Path(empty), self.limits, self.mode, uid=self.uid,
+                                    hide=self.hide)
+            args = ["--zygote", f"--memory-mb={self.limits.memory_mb}",
+                    *(["--sweep"] if probe.isolation.full else [])]
+            launch = sandbox.prepare(WORKER_DIR, Path(empty), self.limits, self.mode, args,
+                                     uid=self.uid, hide=self.hide, zygote=True)
+            self.isolation = launch.isolation
+            try:
+                self.proc = subprocess.Popen(launch.argv, stdin=theirs, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, env=launch.env,
+                                             cwd=launch.cwd, preexec_fn=launch.preexec_fn,
+                                             start_new_session=True)
+            except OSError as exc:
+                raise WorkerError(f"the worker could not be started ({exc})") from None
+            finally:
+                theirs.close()
+            self.control = ours
+            self._expect("ready", self.limits.call_seconds + 10)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -116,10 +127,11 @@ class Zygote:
             self.start()
         session, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         _large_buffers(session)
+        _large_buffers(theirs)  # replies (a 784x50 gradient) go out in one write too
         out_read, out_write = os.pipe()
         try:
             socket.send_fds(self.control, [b'{"op": "spawn"}'], [theirs.fileno(), out_write])
-            self._expect("spawned", 10)
+            self._expect("spawned", self.answer_seconds)
         except (OSError, WorkerError):
             session.close()
             os.close(out_read)
@@ -132,24 +144,32 @@ class Zygote:
 
     def finish(self, kill: bool = True) -> int | None:
         """End the current child (if ``kill``) and return its exit code once it is gone."""
+        self.memory_kills, self.tampered = 0, False
         try:
             if kill:
                 self.control.send(b'{"op": "kill"}')
-            return self._expect("exited", 10)
+            reply = self._expect("exited", self.answer_seconds)
         except (OSError, WorkerError, AttributeError):
             self.stop()  # a zygote that does not answer is replaced, never trusted
             return None
+        kills = reply.get("memory_kills")
+        self.memory_kills = kills if isinstance(kills, int) and not isinstance(kills, bool) else 0
+        self.tampered = reply.get("tampered") is True
+        if reply.get("retire") is not False:  # it could not undo what the child did
+            self.stop()
+        return reply["exited"] if isinstance(reply["exited"], int) else None
 
-    def _expect(self, key: str, seconds: float):
+    def _expect(self, key: str, seconds: float) -> dict:
+        """The zygote's next message, which must hold ``key``."""
         ready, _, _ = select.select([self.control], [], [], seconds)
         message = self.control.recv(4096) if ready else b""
         try:
-            value = json.loads(message)[key] if message else None
-        except (ValueError, KeyError, TypeError):
-            value = None
-        if value is None:
+            reply = json.loads(message) if message else None
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict) or reply.get(key) is None:
             raise WorkerError("the sandbox stopped answering")
-        return value
+        return reply
 
 
 def _large_buffers(sock: socket.socket, size: int = 4 << 20) -> None:
@@ -174,9 +194,11 @@ def zygote_for(limits: sandbox.Limits, mode: str, uid: int, hide: tuple[Path, ..
 
 
 @atexit.register
-def _stop_zygotes() -> None:
-    for zygote in _zygotes.values():
-        zygote.stop()
+def stop_zygotes(uid: int | None = None) -> None:
+    """Stop this process's zygotes (those running as ``uid`` only, if given)."""
+    for zygote in list(_zygotes.values()):
+        if uid is None or zygote.uid == uid:
+            zygote.stop()
 
 
 class Worker:
@@ -220,6 +242,8 @@ class Worker:
             return None
         code = self.zygote.finish(kill=kill)
         self._drain_output()
+        if self.zygote.memory_kills:
+            self.output.add(f"\n[grader: {self._over_memory()}]\n".encode())
         self.session.close()
         os.close(self.out_fd)
         self.session, self.out_fd = None, None
@@ -339,8 +363,17 @@ class Worker:
         except (BlockingIOError, OSError):
             pass
 
+    def _over_memory(self) -> str:
+        return (f"{self.zygote.memory_kills} process(es) of the submission killed: together "
+                f"they exceeded the memory limit of {self.limits.memory_mb} MB")
+
     def _died(self):
         code = self.close(kill=False)
+        if self.zygote.memory_kills:
+            raise WorkerError(f"the submission's worker process ended after {self._over_memory()}")
+        if self.zygote.tampered:
+            raise WorkerError("the submission was stopped: it changed the scheduling of the "
+                              "sandbox process that started it")
         signal = sandbox.exit_signal(code) if code is not None else None
         how = f"killed by signal {signal}" if signal else f"exit code {code}"
         raise WorkerError(f"the submission ended the worker process ({how})")

@@ -486,7 +486,10 @@ STOP_ZYGOTE = '''
 import os as _os
 import signal as _signal
 
-_os.kill(_os.getppid(), _signal.SIGSTOP)  # the zygote that forked us: same uid
+try:
+    _os.kill(_os.getppid(), _signal.SIGSTOP)  # the zygote that forked us
+except PermissionError:  # it keeps a uid of its own: the attacker's try is all it costs
+    pass
 '''
 
 SHM = '''

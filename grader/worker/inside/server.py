@@ -6,8 +6,10 @@ child gets its own session socket and output pipe from the grader (passed as fil
 descriptors), receives the student's sources over the session, imports them from
 memory and answers requests. The zygote never reads student data, so no child can
 find another student's code in memory it inherited; it is not dumpable, so a child
-cannot ptrace it; after each child it kills every leftover process of the sandbox
-and empties the private /tmp.
+cannot ptrace it, and keeps a real uid of its own, so a child cannot signal it; it
+caps the memory of all of a child's processes together; after each child it kills
+every leftover process of the sandbox, removes its SysV IPC objects and empties the
+private /tmp.
 
 The child computes no score and decides nothing: it only runs the student's code
 on the inputs it is sent and returns plain data. Everything here is assumed
@@ -21,10 +23,10 @@ import importlib.util
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
+import time
 import traceback
 
 import numpy as np  # imported before the submission: warm for every child
@@ -256,14 +258,32 @@ def child(session: int, output: int) -> None:
     Worker(session, session, sources).serve()
 
 
-def zygote(sweep: bool) -> None:
-    """Fork a fresh child per ``spawn``; report its end; leave nothing behind."""
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+IPC_RMID = 0
+POLL = 0.01  # seconds between two looks at the student's memory
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def zygote(sweep: bool, memory_mb: int) -> None:
+    """Fork a fresh child per ``spawn``; report its end; leave nothing behind.
+
+    With ``sweep`` (full isolation: our own PID namespace and /tmp) every process of the
+    sandbox but init and us is the student's: ``watch`` caps their memory together and
+    ``clean`` removes all they leave. Started with a real uid other than the effective
+    one (``sandbox.prepare(zygote=True)``), the children keep only the effective uid and
+    cannot signal us: a stopped zygote would stall the grader and blind ``watch``.
+    """
     control = socket.socket(fileno=os.dup(0))
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: children may not ptrace or read us
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children may not ptrace or read us
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us, to count and reap
+    real, student, _ = os.getresuid()
+    if real != student:
+        os.setresuid(-1, -1, real)  # exec made the student's uid our saved one: drop it there
+    ours = scheduling()
     control.send(b'{"ready": true}')
     while True:
         try:
@@ -276,63 +296,194 @@ def zygote(sweep: bool) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             control.close()
             try:
+                os.setresuid(student, student, student)  # for good: no uid left to reach us by
                 child(*fds)
             finally:
                 os._exit(0)
         for fd in fds:
             os.close(fd)
         control.send(json.dumps({"spawned": pid}).encode())
-        code = watch(control, pid)
+        code, memory_kills, tampered = watch(control, pid, memory_mb if sweep else None, ours)
+        retire = tampered = tampered or (sweep and scheduling() != ours)
         if sweep:
-            clean()
+            retire = not clean(libc) or retire
+        else:
+            reap()  # the zombies of orphans, which came back to us
         if code is None:
             return
-        control.send(json.dumps({"exited": code}).encode())
+        control.send(json.dumps({"exited": code, "memory_kills": memory_kills,
+                                 "tampered": tampered, "retire": retire}).encode())
+        if retire:  # something could not be undone: the grader starts a fresh sandbox
+            return
 
 
-def watch(control: socket.socket, pid: int):
-    """Wait for the child to end or for the grader to say ``kill``; return its exit code."""
+def fork() -> int:
+    """os.fork, retried for a moment on EAGAIN (the process limit) rather than failing a student."""
+    for _ in range(50):
+        try:
+            return os.fork()
+        except BlockingIOError:
+            time.sleep(0.01)
+    return os.fork()
+
+
+def watch(control: socket.socket, pid: int, memory_mb: int | None, ours: tuple):
+    """Wait for the child to end or for the grader to say ``kill``.
+
+    Returns (exit code, or None when the grader is gone; processes killed for memory;
+    whether our scheduling was tampered with). With ``memory_mb`` (own PID namespace),
+    every POLL s: RLIMIT_AS is per process, so the student's processes are capped
+    together here (``cap_memory``); and the children share our effective uid, so they
+    could renice us, pin us or make us SCHED_IDLE to starve this very watch - any change
+    to our scheduling (``ours`` at our start) ends the child, and we retire.
+    """
     pidfd = os.pidfd_open(pid)
+    kills, dying, tampered = 0, set(), False
     try:
         while True:
-            ready, _, _ = select.select([control, pidfd], [], [])
+            ready, _, _ = select.select([control, pidfd], [], [], POLL if memory_mb else None)
             if pidfd in ready:
                 _, status = os.waitpid(pid, 0)
-                return os.waitstatus_to_exitcode(status)
-            try:
-                message = control.recv(4096)
-            except OSError:
-                message = b""
-            os.kill(pid, signal.SIGKILL)
-            if not message:  # the grader is gone: so are we
-                os.waitpid(pid, 0)
-                return None
+                return os.waitstatus_to_exitcode(status), kills, tampered
+            if control in ready:
+                try:
+                    message = control.recv(4096)
+                except OSError:
+                    message = b""
+                os.kill(pid, signal.SIGKILL)
+                if not message:  # the grader is gone: so are we
+                    os.waitpid(pid, 0)
+                    return None, kills, tampered
+            elif memory_mb and scheduling() != ours:
+                tampered = True
+                os.kill(pid, signal.SIGKILL)
+            elif memory_mb:
+                kills += cap_memory(memory_mb, dying)
     finally:
         os.close(pidfd)
 
 
-def clean() -> None:
-    """Kill every process of this sandbox but us and init, then empty the private /tmp."""
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for entry in os.listdir("/tmp"):
-        path = os.path.join("/tmp", entry)
+def scheduling() -> tuple:
+    """Our nice value, policy and CPUs: only a child (our effective uid) could change them."""
+    return os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0), os.sched_getaffinity(0)
+
+
+def cap_memory(memory_mb: int, dying: set) -> int:
+    """Kill the youngest of the student's processes while together they hold more than
+    ``memory_mb`` of private memory; the oldest (their main process) is never killed here,
+    alone it is held by its RLIMIT_AS. Returns how many were killed (added to ``dying``)."""
+    me = os.getpid()
+    pids = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in (1, me)]
+    if len(pids) < 2:
+        return 0
+    sizes, born = {}, {}
+    for pid in pids:
+        if pid in dying:
+            continue
         try:
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
-        except OSError:
+            with open(f"/proc/{pid}/statm", "rb") as fh:
+                fields = fh.read().split()
+            sizes[pid] = (int(fields[1]) - int(fields[2])) * PAGE  # resident, not file-backed
+        except (OSError, ValueError, IndexError):
+            continue
+    over = sum(sizes.values()) - (memory_mb << 20)
+    if over <= 0:
+        return 0
+    for pid in sizes:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                data = fh.read()
+            born[pid] = int(data[data.rfind(b")") + 2:].split()[19])
+        except (OSError, ValueError, IndexError):
+            born[pid] = 0
+    killed = 0
+    for pid in sorted(sizes, key=lambda p: (born[p], p), reverse=True)[:-1]:
+        if over <= 0:
+            break
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        dying.add(pid)
+        over -= sizes[pid]
+        killed += 1
+    return killed
+
+
+def clean(libc) -> bool:
+    """Kill every process of this sandbox but us and init and wait until they are gone;
+    remove every SysV IPC object and everything in /tmp. True if nothing is left.
+
+    We are the processes' subreaper: once we have no child, none of them is left, and
+    the next child starts with the whole process budget. IPC objects and files outlive
+    their processes, and a folder left mode 000 resists a plain rmtree.
+    """
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
             pass
+        if not reap():
+            break
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    for kind, ident in ipc_objects():
+        if kind == "sem":
+            libc.semctl(ident, 0, IPC_RMID)
+        else:
+            getattr(libc, f"{kind}ctl")(ident, IPC_RMID, None)
+    for entry in os.listdir("/tmp"):
+        try:
+            remove(os.path.join("/tmp", entry))
+        except (OSError, RecursionError):
+            pass
+    return not os.listdir("/tmp") and not ipc_objects()
+
+
+def reap() -> bool:
+    """Reap every child that has ended; True if some are still running."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        return False
+    return True
+
+
+def ipc_objects() -> list:
+    """(kind, id) of every SysV shared memory segment, message queue and semaphore set."""
+    found = []
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                found += [(kind, int(line.split()[1])) for line in fh.read().splitlines()[1:] if line.strip()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def remove(path: str) -> None:
+    """Remove a file or a folder tree, first opening up each folder (it may be mode 000)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+        for name in os.listdir(path):  # not scandir: no descriptor held per level
+            remove(os.path.join(path, name))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
 
 
 def main() -> None:
     sys.dont_write_bytecode = True
     sys.path[:] = [p for p in sys.path if p and p != HERE]
-    zygote(sweep="--sweep" in sys.argv)
+    memory = [int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--memory-mb=")]
+    zygote(sweep="--sweep" in sys.argv, memory_mb=memory[0] if memory else 0)
     os._exit(0)
 
 

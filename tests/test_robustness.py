@@ -1,0 +1,220 @@
+"""What the machine and odd files do to a batch: never a grader failure, never the student's loss.
+
+- Files Python cannot even parse (a NUL byte, nesting too deep for the compiler) are
+  salvaged like syntax errors: the block is left out with a note naming the file.
+- A student folder that is a symbolic link is skipped, and the terminal says why.
+- A worker that cannot start because the sandbox uid is out of processes (EAGAIN,
+  real processes filling a real uid) is retried, and in the end reported as the
+  grader's failure, not scored as the student's 0.
+- Sandbox uids are leased machine-wide; staging folders are swept only when no live
+  process holds them (real processes, real SIGKILL).
+
+How these were shown to fail: before the fixes, the deep-nesting file made
+``submission.salvage`` raise MemoryError/RecursionError, so ``grade_one`` reported the
+student as a grader failure with 0 points; the NUL byte left the whole layers.py
+unimportable (every layer 0). The full-uid worker was charged to the student as
+"Importing your files failed" (0, no grader error), with no retry. ``sweep_staging``
+and ``lease_uid`` did not exist (fixed uids, unlocked mkdtemp folders).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, write_submission
+
+from grader import batch, host, sandbox
+from grader.batch import grade_class
+from grader.course import Course
+from grader.sandbox import Limits
+from grader.submission import Submission
+from grader.worker import client
+
+FILES = ("report.json", "report.md", "report.html", "results.json")
+FULL = 88.0
+SIGMOID = 8.0
+
+
+def report(out: Path, student: str) -> dict:
+    return json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+
+
+# --- files Python cannot parse ---------------------------------------------------------
+def test_unparsable_files_become_notes_not_grader_failures(tmp_path):
+    root, out = tmp_path / "class", tmp_path / "reports"
+    write_submission(root / "honest")
+    nul = write_submission(root / "nul-byte")  # a NUL byte inside class Sigmoid only
+    layers = (nul / "layers.py").read_text(encoding="utf-8")
+    marker = "        self.out = out\n        return out\n"
+    assert layers.count(marker) == 1
+    (nul / "layers.py").write_bytes(layers.replace(marker, marker.replace("return out", "return out  # \0"))
+                                    .encode())
+    deep = write_submission(root / "too-deep")  # a helper nobody calls, nested beyond the compiler
+    with open(deep / "two_layer_net.py", "a", encoding="utf-8") as fh:
+        fh.write("\n\ndef _unused():\n    return " + "-" * 200_000 + "1\n")
+    long = write_submission(root / "too-long")  # 1+1+...: a RecursionError building the tree
+    with open(long / "buy_apple_orange.py", "a", encoding="utf-8") as fh:
+        fh.write("\n\nTOTAL = " + "1 + " * 150_000 + "1\n")
+
+    result = grade_class(root, out, Course(), jobs=2)
+
+    assert result.grader_errors == 0, [r.notes for r in result.results]
+    assert sorted(r.student for r in result.results) == ["honest", "nul-byte", "too-deep", "too-long"]
+    for student in ("honest", "nul-byte", "too-deep", "too-long"):
+        for name in FILES:
+            assert (out / student / name).stat().st_size > 0, (student, name)
+        assert not any(n.startswith("grader error") for n in report(out, student)["notes"]), student
+    notes = {s: report(out, s)["notes"] for s in ("nul-byte", "too-deep", "too-long")}
+    assert any(n.startswith("layers.py, line ") and "NUL byte" in n and "class Sigmoid was left out" in n
+               for n in notes["nul-byte"]), notes["nul-byte"]
+    assert any(n.startswith("two_layer_net.py, line ") and "too deeply nested" in n
+               and "function _unused was left out" in n for n in notes["too-deep"]), notes["too-deep"]
+    assert any(n.startswith("buy_apple_orange.py, line ") and "too deeply nested" in n
+               for n in notes["too-long"]), notes["too-long"]
+    # only the block that could not be parsed is lost
+    assert report(out, "honest")["score"] == FULL
+    assert report(out, "nul-byte")["score"] == FULL - SIGMOID
+    assert report(out, "too-deep")["score"] == FULL
+    assert report(out, "too-long")["score"] == FULL
+
+
+# --- student folders that are links ----------------------------------------------------
+def test_a_linked_student_folder_is_skipped_with_its_reason(tmp_path):
+    root, out = tmp_path / "class", tmp_path / "reports"
+    write_submission(root / "alice")
+    (root / "mallory").symlink_to(REPO / "solutions" / "backprop", target_is_directory=True)
+    done = subprocess.run(["grader", "grade", str(root), "--out", str(out), "--jobs", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "skipped mallory: a symbolic link" in " ".join(done.stderr.split()), done.stderr
+    assert not (out / "mallory").exists()
+    assert report(out, "alice")["score"] == FULL
+
+
+# --- a sandbox uid out of processes ----------------------------------------------------
+def _fill(uid: int, count: int) -> list[subprocess.Popen]:
+    """``count`` real processes of ``uid`` and of the zygote's own uid, if it has one:
+    RLIMIT_NPROC counts them, so the worker's execve fails with EAGAIN."""
+    uids = [uid, *([sandbox.zygote_uid(uid)] if hasattr(sandbox, "zygote_uid") else [])]
+    return [subprocess.Popen(["sleep", "60"], user=u, group=uid, extra_groups=[],
+                             stdin=subprocess.DEVNULL) for u in uids for _ in range(count)]
+
+
+def _end(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def full_uid():
+    """A uid leased for this test (no other grader uses it) and a course whose worker may
+    have 4 processes: 6 sleeping processes of that uid (and of its zygote's) leave it none."""
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox uid is the grader's own when not root")
+    lease = host.lease_uid()
+    sleepers = _fill(lease.uid, 6)
+    try:
+        yield lease.uid, sleepers, Course(limits=Limits(processes=4, call_seconds=2.0))
+    finally:
+        _end(sleepers)
+        client.stop_zygotes(lease.uid)
+        lease.release()
+
+
+def test_a_worker_that_cannot_start_is_the_graders_failure(full_uid, tmp_path):
+    uid, _, course = full_uid
+    folder = write_submission(tmp_path / "class" / "honest")
+    started = time.monotonic()
+    result = batch.grade_one(Submission("honest", folder), tmp_path / "reports", course, uid=uid)
+    assert time.monotonic() - started > sum(batch.runner.START_RETRIES), "it was not retried"
+    assert result.grader_errors and "WorkerUnavailable" in result.grader_errors[0], result.notes
+    assert result.notes[0].startswith("grader error: WorkerUnavailable"), result.notes
+    assert not any("Importing your files failed" in n for n in result.notes), result.notes
+    written = report(tmp_path / "reports", "honest")
+    assert all("The grader failed on this submission" in t["feedback"] for t in written["tests"])
+
+
+def test_a_worker_that_starts_on_a_retry_costs_nothing(full_uid, tmp_path):
+    uid, sleepers, course = full_uid
+    folder = write_submission(tmp_path / "class" / "honest")
+    threading.Timer(1.0, _end, args=(sleepers,)).start()  # the uid frees up during the retries
+    result = batch.grade_one(Submission("honest", folder), tmp_path / "reports", course, uid=uid)
+    assert not result.grader_errors, result.grader_errors
+    assert result.score == FULL, result.notes
+
+
+# --- machine-wide leases ---------------------------------------------------------------
+HOLD = """
+import sys, time
+from grader import host
+what = sys.argv[1]
+if what == "uid":
+    lease = host.lease_uid()
+    print(lease.uid, flush=True)
+else:
+    cm = host.staging()
+    print(cm.__enter__(), flush=True)
+time.sleep(60)
+"""
+
+
+def _holder(what: str, tmp: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, what], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    return proc, proc.stdout.readline().strip()
+
+
+def _sigkill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uids are leased only when the grader is root")
+def test_a_leased_uid_is_held_until_its_process_dies(tmp_path):
+    other, held = _holder("uid", tmp_path)
+    try:
+        mine = host.lease_uid()
+        try:
+            assert mine.uid != int(held)
+        finally:
+            mine.release()
+        lock = next(d for d in host.LEASE_DIRS if d.is_dir()) / f"uid-{held}.lock"
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _sigkill(other)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free the moment its holder died
+        finally:
+            os.close(fd)
+    finally:
+        if other.poll() is None:
+            _sigkill(other)
+
+
+def test_only_staging_folders_of_dead_processes_are_swept(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    killed, stale = _holder("staging", tmp)
+    live, used = _holder("staging", tmp)
+    try:
+        (Path(stale) / "student").mkdir()
+        _sigkill(killed)
+        assert Path(stale).is_dir() and Path(used).is_dir()
+        assert host.sweep_staging(tmp) == [Path(stale)]
+        assert not Path(stale).exists()
+        assert Path(used).is_dir(), "a live process's staging folder was removed"
+    finally:
+        _sigkill(live)
+    assert host.sweep_staging(tmp) == [Path(used)]
+    assert list(tmp.iterdir()) == []
