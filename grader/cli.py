@@ -64,7 +64,7 @@ def doctor(measure: bool) -> None:
 @click.option("--resume", is_flag=True, help="Keep students already graded in --out.")
 def grade(submissions: Path, out: Path, jobs: str, config: Path | None, sandbox: str | None,
           resume: bool) -> None:
-    """Grade a folder of submissions (one sub-folder per student) into scored reports.
+    """Grade a folder of submissions (a sub-folder or STUDENT.ipynb per student) into scored reports.
 
     \b
     Example:

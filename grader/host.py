@@ -169,10 +169,19 @@ def sweep_staging(folder: Path | None = None) -> list[Path]:
 _writing = threading.Lock()
 
 
+_cli: int | None = None  # pidfd of the process this one ends with (``exit_with``)
+
+
 @contextmanager
 def writing() -> Iterator[None]:
-    """Held while a report is written: once the CLI is gone, no new report is started."""
+    """Held while a report is written: once the CLI is gone, no new report is started.
+
+    The watcher thread may not have run yet when the CLI has just died, so the pidfd is
+    also looked at here, with the lock held.
+    """
     with _writing:
+        if _cli is not None and select.select([_cli], [], [], 0)[0]:
+            _orphaned(locked=True)
         yield
 
 
@@ -191,12 +200,14 @@ def exit_with(pid: int, started: int | None) -> None:
     ``started``: ``start_time(pid)`` taken by that process itself, so a pid reused by
     another process before this one looked is not mistaken for it.
     """
+    global _cli
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         _orphaned()
     if started is not None and start_time(pid) != started:
         _orphaned()
+    _cli = fd
     threading.Thread(target=_watch, args=(fd,), name=f"exit-with-{pid}", daemon=True).start()
 
 
@@ -205,9 +216,12 @@ def _watch(fd: int) -> None:
     _orphaned()
 
 
-def _orphaned() -> None:
-    """No more reports; stop this process's sandboxes; exit (within about a second, whatever hangs)."""
-    _writing.acquire(timeout=2)  # a report being written is finished; no other one starts
+def _orphaned(locked: bool = False) -> None:
+    """No more reports; stop this process's sandboxes; exit (within about a second, whatever hangs).
+
+    ``locked``: the caller holds the report lock (``writing``)."""
+    if not locked:
+        _writing.acquire(timeout=2)  # a report being written is finished; no other one starts
     threading.Thread(target=lambda: (time.sleep(1.0), os._exit(ORPHANED_EXIT)), daemon=True).start()
     try:
         from grader.worker import client

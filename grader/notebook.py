@@ -385,6 +385,17 @@ def find(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (len(p.relative_to(folder).parts), p.name != NOTEBOOK, str(p)))
 
 
+def from_file(path: Path, notes: list[str]) -> dict[str, str]:
+    """The files from one notebook; if it cannot be read, none, and a note that says why."""
+    try:
+        got = extract(path)
+    except NotebookError as exc:
+        notes.append(f"{exc}. Nothing could be graded.")
+        return {}
+    notes.extend(got.notes)
+    return got.sources
+
+
 def from_folder(folder: Path, notes: list[str]) -> dict[str, str] | None:
     """The files from the student's notebook, or None if the folder holds no notebook.
 

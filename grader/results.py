@@ -90,12 +90,11 @@ class StudentResult:
         }
 
     def slim(self) -> StudentResult:
-        """Only what class-level files need (scores, statuses, mistakes): a class of
-        thousands then fits in a few MB, whatever each student printed."""
-        tests = [TestResult(sys.intern(t.name), sys.intern(t.part), t.score, t.max_score, t.status,
-                            "", t.misconception and sys.intern(t.misconception)) for t in self.tests]
-        return StudentResult(self.student, tests, isolation=sys.intern(self.isolation),
-                             grader_errors=list(self.grader_errors))
+        """Only what class-level files need (scores, statuses, mistakes), whatever each
+        student printed. Equal checks are one shared object (most students pass most
+        checks alike), so a student costs about a list of pointers: read, never modify."""
+        return StudentResult(self.student, [_shared(t) for t in self.tests],
+                             isolation=sys.intern(self.isolation), grader_errors=list(self.grader_errors))
 
     @classmethod
     def from_json(cls, data: dict) -> StudentResult:
@@ -103,3 +102,19 @@ class StudentResult:
         tests = [TestResult(**t) for t in data["tests"]]
         return cls(student=data["student"], tests=tests, isolation=data.get("isolation", ""),
                    notes=list(data.get("notes", [])), output=data.get("output", ""))
+
+
+_SHARED: dict[tuple, TestResult] = {}
+_SHARED_MAX = 1 << 16  # distinct (check, score, status, mistake) outcomes kept for sharing
+
+
+def _shared(t: TestResult) -> TestResult:
+    """The one feedback-free copy of this outcome of this check."""
+    key = (t.name, t.part, t.score, t.max_score, t.status, t.misconception)
+    got = _SHARED.get(key)
+    if got is None:
+        got = TestResult(sys.intern(t.name), sys.intern(t.part), t.score, t.max_score, t.status,
+                         "", t.misconception and sys.intern(t.misconception))
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[key] = got
+    return got

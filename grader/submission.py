@@ -21,8 +21,11 @@ _ID = re.compile(r"^[\w.@+-]{1,100}$")
 
 @dataclass
 class Submission:
+    """One student's hand-in: a folder, or a single notebook (``notebook``, ``folder`` its parent)."""
+
     student: str
     folder: Path
+    notebook: Path | None = None
 
 
 @dataclass
@@ -36,24 +39,30 @@ class Staged:
 
 
 def discover(root: Path) -> tuple[list[Submission], list[str]]:
-    """One submission per sub-folder of ``root``; the second list explains what was skipped.
+    """One submission per sub-folder of ``root``, or per ``STUDENT.ipynb`` file in it; the
+    second list explains what was skipped.
 
-    A folder that is a symbolic link is skipped: it would be graded as its target
-    (``solutions/``, another student's folder) under this student's name.
+    A symbolic link is skipped: it would be graded as its target (``solutions/``,
+    another student's folder) under this student's name.
     """
     found, skipped = [], []
-    for entry in sorted(Path(root).iterdir()):
-        if entry.name.startswith("."):
-            continue
+    entries = sorted(e for e in Path(root).iterdir() if not e.name.startswith("."))
+    folders = {e.name for e in entries if e.is_dir() and not e.is_symlink()}
+    for entry in entries:
+        loose = entry.suffix == ".ipynb" and not entry.is_dir()
+        student = entry.stem if loose else entry.name
         if entry.is_symlink():
-            skipped.append(f"{entry.name}: a symbolic link (to {os.readlink(entry)}), not a folder; "
+            skipped.append(f"{entry.name}: a symbolic link (to {os.readlink(entry)}); "
                            "links are never followed, so it was not graded")
-        elif not entry.is_dir():
-            skipped.append(f"{entry.name}: not a folder (one folder per student is expected)")
-        elif not _ID.match(entry.name):
+        elif not entry.is_dir() and not loose:
+            skipped.append(f"{entry.name}: not a folder or a notebook (one folder or one "
+                           "STUDENT.ipynb per student is expected)")
+        elif not _ID.match(student):
             skipped.append(f"{entry.name!r}: a student id may use letters, digits and . _ - + @ only")
+        elif loose and student in folders:
+            skipped.append(f"{entry.name}: {student}/ is a folder too; the folder was graded, not this notebook")
         else:
-            found.append(Submission(entry.name, entry))
+            found.append(Submission(student, entry.parent, entry) if loose else Submission(student, entry))
     return found, skipped
 
 
@@ -61,7 +70,7 @@ def stage(submission: Submission, target: Path) -> Staged:
     """Write the student's files, cleaned, into ``target``; record what was found."""
     target.mkdir(parents=True, exist_ok=True)
     staged = Staged(target)
-    notebook = _notebook(submission.folder, staged.notes)
+    notebook = _notebook(submission, staged.notes)
     for name in FILES:
         if notebook is not None:
             text = notebook.get(name)
@@ -82,13 +91,16 @@ def stage(submission: Submission, target: Path) -> Staged:
     return staged
 
 
-def _notebook(folder: Path, notes: list[str]) -> dict[str, str] | None:
-    """The files extracted from a Jupyter notebook when the folder has none of the .py files."""
-    if any(locate(folder, name, []) for name in FILES):
-        return None
+def _notebook(submission: Submission, notes: list[str]) -> dict[str, str] | None:
+    """The files extracted from the hand-in's notebook: a loose STUDENT.ipynb, or one in a
+    folder that has none of the .py files; None when the .py files are to be graded."""
     from grader import notebook  # only notebook submissions need it
 
-    return notebook.from_folder(folder, notes)
+    if submission.notebook is not None:
+        return notebook.from_file(submission.notebook, notes)
+    if any(locate(submission.folder, name, []) for name in FILES):
+        return None
+    return notebook.from_folder(submission.folder, notes)
 
 
 def locate(folder: Path, name: str, notes: list[str]) -> Path | None:

@@ -271,6 +271,44 @@ def test_grader_grade_accepts_nbgrader_submitted_layout(tmp_path):
     assert dave["notes"][0].startswith("Your notebook backprop.ipynb was graded")
 
 
+def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
+    """SUBMISSIONS/<student>.ipynb, as an LMS export hands them in: graded as the same notebook in a folder."""
+    root, folders = tmp_path / "class", tmp_path / "folders"
+    root.mkdir()
+    write_nb(root / "gina.ipynb", notebook.source_notebook())
+    shutil.copy(paths.ASSIGNMENT / notebook.NOTEBOOK, root / "hank.ipynb")
+    files = reference_files()
+    files["layers.py"] = files["layers.py"].replace("np.sum(dout, axis=0)", "np.mean(dout, axis=0)")
+    write_nb(root / "iris.ipynb", as_notebook(files))
+    write_nb(root / "jack.ipynb", as_notebook({"layers.py": "X = 1"}))  # jack/ is graded, not this
+    shutil.copytree(EXAMPLES / "seed-000", root / "jack")
+    (root / "notes.txt").write_text("not a hand-in", encoding="utf-8")
+    for student in ("gina", "hank", "iris"):
+        shutil.copy(root / f"{student}.ipynb", write_dir(folders / student) / "hw.ipynb")
+    loose = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "2"])
+    assert loose.exit_code == 0, loose.output
+    assert "jack.ipynb: jack/ is a folder too" in loose.output and "notes.txt: not a folder" in loose.output
+    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1"])
+    assert in_folders.exit_code == 0, in_folders.output
+    for student in ("gina", "hank", "iris"):
+        got = json.loads((tmp_path / "out" / student / "report.json").read_text(encoding="utf-8"))
+        want = json.loads((tmp_path / "ref" / student / "report.json").read_text(encoding="utf-8"))
+        assert got["parts"] == want["parts"], student
+        assert [(t["name"], t["score"]) for t in got["tests"]] == [(t["name"], t["score"]) for t in want["tests"]]
+        assert got["notes"][0].startswith(f"Your notebook {student}.ipynb was graded"), got["notes"]
+    scores = {s: json.loads((tmp_path / "out" / s / "report.json").read_text(encoding="utf-8"))["score"]
+              for s in ("gina", "hank", "iris", "jack")}
+    assert scores["gina"] == sum(e.max_points for e in ALL) and scores["iris"] == scores["gina"] - 3
+    assert scores["hank"] < scores["gina"]
+    jack = json.loads((tmp_path / "out" / "jack" / "report.json").read_text(encoding="utf-8"))
+    assert not any("notebook" in n for n in jack["notes"]), "the folder, not the notebook, was graded"
+
+
+def write_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
 # ------------------------------------------------------------ the in-kernel check
 
 CHECK = ("from grader.nb import check\nimport sys\nr = check({part!r})\n"

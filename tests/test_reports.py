@@ -508,3 +508,17 @@ def test_nothing_graded(tmp_path):
     assert "s7" in console.export_text()
     assert summary_line([r]) == ("1 student: mean 0/0, median 0, 0 with full marks,"
                                  " 0 with errors/timeouts")
+
+
+def test_slim_results_keep_scores_drop_text_and_share_equal_checks():
+    """A class of thousands stays small in the grader: equal outcomes are one object."""
+    def student(name: str, db_score: float) -> StudentResult:
+        return StudentResult(name, [Check("Affine: dW", "Affine", 2.0, 2.0, "passed", "long feedback " * 99),
+                                    Check("Affine: db", "Affine", db_score, 1.0, "failed" if not db_score else
+                                          "passed", "why", "db-mean" if not db_score else None)],
+                             notes=["a note"], output="printed " * 999)
+    a, b, c = student("a", 1.0).slim(), student("b", 1.0).slim(), student("c", 0.0).slim()
+    assert a.tests[0] is b.tests[0] is c.tests[0] and a.tests[1] is b.tests[1]
+    assert c.tests[1] is not a.tests[1] and c.tests[1].misconception == "db-mean"
+    assert (a.score, c.score, c.parts()) == (3.0, 2.0, {"Affine": {"score": 2.0, "max_score": 3.0}})
+    assert not any(t.feedback for t in a.tests + c.tests) and a.output == "" and a.notes == []

@@ -101,9 +101,9 @@ def test_a_linked_student_folder_is_skipped_with_its_reason(tmp_path):
 
 # --- a sandbox uid out of processes ----------------------------------------------------
 def _fill(uid: int, count: int) -> list[subprocess.Popen]:
-    """``count`` real processes of ``uid`` and of the zygote's own uid, if it has one:
+    """``count`` real processes of ``uid`` and of the zygote's own (real) uid:
     RLIMIT_NPROC counts them, so the worker's execve fails with EAGAIN."""
-    uids = [uid, *([sandbox.zygote_uid(uid)] if hasattr(sandbox, "zygote_uid") else [])]
+    uids = [uid, sandbox.zygote_uid(uid)]
     return [subprocess.Popen(["sleep", "60"], user=u, group=uid, extra_groups=[],
                              stdin=subprocess.DEVNULL) for u in uids for _ in range(count)]
 

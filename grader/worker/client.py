@@ -182,6 +182,7 @@ def _large_buffers(sock: socket.socket, size: int = 4 << 20) -> None:
             continue
 
 
+SMALL = 1 << 16  # replies are read in pieces of this size; larger frames go straight into place
 _zygotes: dict[tuple, Zygote] = {}
 
 
@@ -214,7 +215,8 @@ class Worker:
         self.modules: dict = {}
         self.generation = 0
         self.dead_reason = "the worker is not running"
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # received, not yet read (a reply's small parts)
+        self._scratch = bytearray(SMALL)
 
     @property
     def isolation(self) -> sandbox.Isolation | None:
@@ -309,11 +311,22 @@ class Worker:
                     self._died()
 
     def _receive(self, deadline: float) -> tuple[dict, list]:
-        def read_exactly(n: int) -> bytes:
-            while len(self._buffer) < n:
-                self._fill(deadline)
-            chunk = bytes(self._buffer[:n])
-            del self._buffer[:n]
+        def read_exactly(n: int) -> bytes | bytearray:
+            while len(self._buffer) < min(n, SMALL):  # headers, scalars: one recv for many
+                got = self._fill(deadline, memoryview(self._scratch))
+                self._buffer += memoryview(self._scratch)[:got]
+            if len(self._buffer) >= n:
+                chunk = bytes(memoryview(self._buffer)[:n])
+                del self._buffer[:n]
+                return chunk
+            # the rest is received straight into the frame: a 784x50 gradient is copied
+            # once, not once per buffer it passes through (protocol.read_message caps n)
+            chunk, have = bytearray(n), len(self._buffer)
+            chunk[:have] = self._buffer
+            self._buffer.clear()
+            view = memoryview(chunk)
+            while have < n:
+                have += self._fill(deadline, view[have:])
             return chunk
 
         try:
@@ -322,21 +335,20 @@ class Worker:
             self.close()
             raise WorkerError(f"the worker sent malformed data ({exc})") from None
 
-    def _fill(self, deadline: float) -> None:
+    def _fill(self, deadline: float, into: memoryview) -> int:
+        """Receive what has arrived, at most ``len(into)`` bytes, into ``into``."""
         readable, _ = self._wait(deadline)
         if readable:
             self._read_output()
         try:
-            chunk = self.session.recv(1 << 20)
+            got = self.session.recv_into(into)
         except BlockingIOError:
-            return
+            return 0
         except OSError:
-            chunk = b""
-        if not chunk:
+            got = 0
+        if not got:
             self._died()
-        self._buffer += chunk
-        if len(self._buffer) > protocol.MAX_MESSAGE + protocol.MAX_HEADER:
-            raise protocol.ProtocolError("reply too large")
+        return got
 
     def _wait(self, deadline: float, write: bool = False) -> tuple[bool, bool]:
         """Wait for the session (or output) to be ready; returns (output readable, session ready)."""

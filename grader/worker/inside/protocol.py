@@ -7,7 +7,8 @@ payloads cannot cross, and every size is capped before it is read.
 Values are encoded as small JSON trees::
 
     {"t": "nd", "i": k}        the k-th array frame (a numpy ndarray)
-    {"t": "num", "i": k}       a Python or numpy scalar, sent as a 0-d frame
+    {"t": "num", "v": x}       a finite int64/float64/bool scalar (Python or numpy), inline
+    {"t": "num", "i": k}       any other number (float32, NaN, ...), sent as a 0-d frame
     {"t": "tuple"|"list", "v": [...]}, {"t": "dict", "v": [[key, value], ...]}
     {"t": "none"}, {"t": "str", "v": "..."}
     {"t": "obj", "h": handle, "type": "ClassName", "methods": [...]}   a remote object
@@ -50,6 +51,9 @@ def encode(value, frames: list[bytes], handles=None, depth: int = 0):
         raise ProtocolError("value nested too deeply")
     if isinstance(value, np.ndarray):
         return {"t": "nd", "i": _frame(np.asarray(value), frames)}
+    plain = _plain(value)
+    if plain is not None:
+        return {"t": "num", "v": plain}
     if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
         return {"t": "num", "i": _frame(np.asarray(value), frames)}
     if value is None:
@@ -71,10 +75,24 @@ def encode(value, frames: list[bytes], handles=None, depth: int = 0):
     return {"t": "other", "type": type(value).__name__}
 
 
-def _frame(array: np.ndarray, frames: list[bytes]) -> int:
+_INLINE = {bool: bool, int: int, float: float, np.bool_: bool, np.int64: int, np.float64: float}
+
+
+def _plain(value) -> bool | int | float | None:
+    """A number JSON carries exactly (finite, int64 range): sent inline, not as a frame."""
+    cast = _INLINE.get(type(value))
+    if cast is None:
+        return None
+    plain = cast(value)
+    if isinstance(plain, float):
+        return plain if np.isfinite(plain) else None
+    return plain if isinstance(plain, bool) or -(1 << 63) <= plain < (1 << 63) else None
+
+
+def _frame(array: np.ndarray, frames: list) -> int:
     if array.dtype.kind not in ARRAY_KINDS:
         raise ProtocolError(f"arrays of dtype {array.dtype} cannot be sent")
-    frames.append(to_npy(array))
+    frames.append(npy_parts(array))
     return len(frames) - 1
 
 
@@ -85,15 +103,21 @@ _HEADER = re.compile(rb"\{'descr': '([<>|][biuf][1248])', 'fortran_order': False
 
 def to_npy(array: np.ndarray) -> bytes:
     """The array in .npy format 1.0 (what np.save writes), without np.save's overhead."""
-    array = np.ascontiguousarray(array) if array.ndim else array
+    return b"".join(npy_parts(array))
+
+
+def npy_parts(array: np.ndarray) -> tuple[bytes, ...] | tuple[bytes, memoryview]:
+    """``to_npy`` as (header, the array's own bytes): sent as they are, with no copy."""
     if array.dtype.str[0] not in "<|" or array.dtype.str[1] not in ARRAY_KINDS:
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
-        return buffer.getvalue()
+        return (buffer.getvalue(),)
+    array = np.ascontiguousarray(array) if array.ndim else array  # (it makes a 0-d array 1-d)
     shape = repr(tuple(int(n) for n in array.shape))
     header = f"{{'descr': '{array.dtype.str}', 'fortran_order': False, 'shape': {shape}, }}"
     header = header.encode() + b" " * (63 - (len(_MAGIC) + 2 + len(header)) % 64) + b"\n"
-    return _MAGIC + len(header).to_bytes(2, "little") + header + array.tobytes()
+    body = memoryview(array.reshape(-1)).cast("B") if array.size else b""
+    return _MAGIC + len(header).to_bytes(2, "little") + header, body
 
 
 class Ref:
@@ -103,8 +127,9 @@ class Ref:
         self.tree = tree
 
 
-def decode(tree, frames: list[np.ndarray], make_obj=None, depth: int = 0):
-    """Rebuild a value from its JSON tree; the inverse of ``encode``.
+def decode(tree, frames: list[np.ndarray | None], make_obj=None, depth: int = 0):
+    """Rebuild a value from its JSON tree; the inverse of ``encode``. An ``nd`` frame is
+    taken out of ``frames`` (set to None) as it is decoded: it can be used once.
 
     ``make_obj(tree)`` builds the local stand-in for a remote object; without it,
     remote objects and step references stay ``Ref``s.
@@ -112,13 +137,20 @@ def decode(tree, frames: list[np.ndarray], make_obj=None, depth: int = 0):
     if depth > MAX_DEPTH or not isinstance(tree, dict):
         raise ProtocolError("malformed value")
     kind = tree.get("t")
+    if kind == "num" and "v" in tree:
+        if _plain(tree["v"]) is None or _plain(tree["v"]) != tree["v"]:
+            raise ProtocolError("malformed number")
+        return tree["v"]
     if kind in ("nd", "num"):
         index = tree.get("i")
         if not isinstance(index, int) or not 0 <= index < len(frames):
             raise ProtocolError("reference to a missing array frame")
         array = frames[index]
-        if kind == "nd":
-            return array.copy()
+        if array is None:
+            raise ProtocolError("an array frame is used twice")
+        if kind == "nd":  # each frame is one value: handed over, so no two values alias
+            frames[index] = None
+            return array
         if array.shape != ():
             raise ProtocolError("a number frame must be 0-d")
         return array.item()
@@ -167,11 +199,18 @@ class Unsendable:
         return f"<{self.type_name} object>"
 
 
-def pack(header: dict, frames: list[bytes]) -> bytes:
+def pack(header: dict, frames: list) -> bytes:
     """Serialize a message: header length, header JSON, frame lengths inside the header."""
-    header = dict(header, frames=[len(f) for f in frames])
+    return b"".join(pack_parts(header, frames))
+
+
+def pack_parts(header: dict, frames: list) -> list:
+    """``pack`` as a list of buffers (each frame's parts as ``npy_parts`` made them), to write
+    with one ``writev``; a frame may also be plain bytes."""
+    parts = [f if isinstance(f, tuple) else (f,) for f in frames]
+    header = dict(header, frames=[sum(len(p) for p in f) for f in parts])
     raw = json.dumps(header, allow_nan=False).encode()
-    return b"".join([_LEN.pack(len(raw)), raw, *frames])
+    return [_LEN.pack(len(raw)), raw, *(p for f in parts for p in f if len(p))]
 
 
 def read_message(read_exactly) -> tuple[dict, list[np.ndarray]]:
@@ -181,7 +220,7 @@ def read_message(read_exactly) -> tuple[dict, list[np.ndarray]]:
         raise ProtocolError(f"header of {size} bytes exceeds the limit")
     try:
         header = json.loads(read_exactly(size))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON, an int too long to read
         raise ProtocolError("header is not JSON") from exc
     if not isinstance(header, dict):
         raise ProtocolError("header is not an object")
@@ -194,8 +233,11 @@ def read_message(read_exactly) -> tuple[dict, list[np.ndarray]]:
     return header, frames
 
 
-def _load(raw: bytes) -> np.ndarray:
-    """Read one frame; a strict fast path for what ``to_npy`` writes, else numpy's reader."""
+def _load(raw: bytes | bytearray) -> np.ndarray:
+    """Read one frame; a strict fast path for what ``to_npy`` writes, else numpy's reader.
+
+    A ``bytearray`` frame is the reader's own buffer: the array is built on it, not copied.
+    """
     if raw[:8] == _MAGIC and len(raw) >= 10:
         size = int.from_bytes(raw[8:10], "little")
         match = _HEADER.fullmatch(raw[10:10 + size])
@@ -203,9 +245,9 @@ def _load(raw: bytes) -> np.ndarray:
             dtype = np.dtype(match.group(1).decode())
             shape = tuple(int(n) for n in re.findall(rb"\d+", match.group(2)))
             count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            body = raw[10 + size:]
-            if len(body) == count * dtype.itemsize:
-                return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
+            if len(raw) - 10 - size == count * dtype.itemsize:
+                array = np.frombuffer(raw, dtype=dtype, count=count, offset=10 + size).reshape(shape)
+                return array if isinstance(raw, bytearray) else array.copy()
             raise ProtocolError("array frame size does not match its header")
     try:
         array = np.load(io.BytesIO(raw), allow_pickle=False)
@@ -221,9 +263,13 @@ def direction(seed: int, shape: tuple) -> np.ndarray:
     so a numerical check needs to send only the seed, not the array.
 
     Random signs (+-1/sqrt(n)): every entry weighs the same, so any wrong entry moves
-    <grad, u>; and signs are cheaper to draw than normals for a 784x50 weight.
+    <grad, u>; and signs are cheap to draw (one random bit each) for a 784x50 weight.
     """
     shape = tuple(shape)
     size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    signs = np.random.default_rng(seed).integers(0, 2, size=shape, dtype=np.int8)
-    return (signs.astype(np.float64) * 2.0 - 1.0) / np.sqrt(max(size, 1))
+    drawn = np.random.Generator(np.random.PCG64(seed)).bytes((size + 7) // 8)
+    u = np.unpackbits(np.frombuffer(drawn, np.uint8), count=size).astype(np.float64)
+    scale = 1.0 / np.sqrt(max(size, 1))
+    u *= 2.0 * scale  # bit 1 -> +1/sqrt(n), bit 0 -> -1/sqrt(n)
+    u -= scale
+    return u.reshape(shape)

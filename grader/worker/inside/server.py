@@ -78,9 +78,15 @@ class Worker:
         return b"".join(chunks)
 
     def send(self, header: dict, frames: list) -> None:
-        data = memoryview(protocol.pack(header, frames))
-        while data:
-            data = data[os.write(self.chan_out, data):]
+        """Write the message with ``writev``, straight from the arrays (no copy on our side)."""
+        parts = [memoryview(p).cast("B") for p in protocol.pack_parts(header, frames)]
+        while parts:
+            written = os.writev(self.chan_out, parts[:1024])  # IOV_MAX
+            while parts and written >= len(parts[0]):
+                written -= len(parts[0])
+                parts.pop(0)
+            if parts and written:
+                parts[0] = parts[0][written:]
 
     # -- loading -------------------------------------------------------------------
     def load(self) -> dict:
@@ -259,6 +265,7 @@ def child(session: int, output: int) -> None:
 
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 IPC_RMID = 0
 POLL = 0.01  # seconds between two looks at the student's memory
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -278,6 +285,10 @@ def zygote(sweep: bool, memory_mb: int) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     libc = ctypes.CDLL(None, use_errno=True)
+    # freed arrays stay in the heap for the next one (no page fault per 4 KiB), as in
+    # the grader (grader.keep_freed_memory); RLIMIT_AS still caps what is in use
+    libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
+    libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children may not ptrace or read us
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us, to count and reap
     real, student, _ = os.getresuid()
