@@ -210,7 +210,11 @@ def write_results(found: dict, command: str) -> None:
                   "gradient, the student's gradient and loss, two loss evaluations per parameter "
                   "tensor along a random unit direction), as the costs in "
                   "shared/notes/gradient-checks.md are measured. End to end: the same check of one "
-                  "submission through the sandboxed worker, best of 300.", ""]
+                  "submission through the sandboxed worker, best of 300; it also builds the "
+                  "student's net with the student's own __init__ in the sandbox (the book's "
+                  "np.random.randn draws for 784x50, about 0.6 ms, which the book's "
+                  "numerical_gradient timing does not include) and brings the 784x50 gradient "
+                  "back across the process boundary.", ""]
     if h := found.get("hostile"):
         lines += ["## A class with hostile hand-ins", "",
                   f"{h['honest'] + h['hostile']} hand-ins, {h['hostile']} of them hostile "

@@ -406,7 +406,20 @@ def gradescope_results(result: StudentResult, hints: Mapping[str, str] | None = 
 
 
 def _dump_json(data: object) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """Indented two levels deep (one test per line), compact below: as readable, and
+    written by json's C encoder (``indent=`` takes a pure-Python one, ~10x slower)."""
+    return _json_block(data, 0) + "\n"
+
+
+def _json_block(value: object, depth: int) -> str:
+    if depth >= 2 or not isinstance(value, dict | list) or not value:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    pad = "  " * (depth + 1)
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {_json_block(v, depth + 1)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
+    return "[\n" + ",\n".join(pad + _json_block(v, depth + 1) for v in value) + "\n" + "  " * depth + "]"
 
 
 def render_student(result: StudentResult, hints: Mapping[str, str] | None = None,

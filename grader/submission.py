@@ -85,8 +85,9 @@ def stage(submission: Submission, target: Path) -> Staged:
             text = read_text(source, staged.notes)
         if not text.strip():
             staged.notes.append(f"{name} is empty.")
-        text = salvage(text, name, staged)
-        find_duplicates(text, name, staged)
+        text, tree = salvage(text, name, staged)
+        if tree is not None:
+            find_duplicates(tree, name, staged)
         (target / name).write_text(text, encoding="utf-8")
     return staged
 
@@ -140,8 +141,9 @@ def read_text(path: Path, notes: list[str]) -> str:
 _UNPARSABLE = (ValueError, RecursionError, MemoryError)
 
 
-def salvage(text: str, name: str, staged: Staged, attempts: int = 10) -> str:
-    """Blank out each top-level block that does not compile; keep line numbers.
+def salvage(text: str, name: str, staged: Staged, attempts: int = 10) -> tuple[str, ast.Module | None]:
+    """Blank out each top-level block that does not compile; keep line numbers. Returns
+    the text and its syntax tree (None if it still does not parse).
 
     Whatever the file holds (NUL bytes, nesting too deep for the compiler), the
     result is a note for the student naming the file and the lines, never an
@@ -155,8 +157,7 @@ def salvage(text: str, name: str, staged: Staged, attempts: int = 10) -> str:
                        "(was the file saved as UTF-16 or another encoding?)")
     for _ in range(attempts):
         try:
-            ast.parse("\n".join(lines), filename=name)
-            return "\n".join(lines)
+            return "\n".join(lines), ast.parse("\n".join(lines), filename=name)
         except SyntaxError as exc:
             if exc.lineno is None:  # not located: treated like the errors below
                 _leave_out_unparsable(lines, name, staged, exc)
@@ -166,7 +167,7 @@ def salvage(text: str, name: str, staged: Staged, attempts: int = 10) -> str:
                        lineno=exc.lineno, error=f"SyntaxError: {exc.msg}")
         except _UNPARSABLE as exc:
             _leave_out_unparsable(lines, name, staged, exc)
-    return "\n".join(lines)
+    return "\n".join(lines), None
 
 
 def _leave_out(lines: list[str], index: int, name: str, staged: Staged, why: str,
@@ -233,11 +234,8 @@ def _block(lines: list[str], index: int) -> tuple[int, int]:
     return start, end
 
 
-def find_duplicates(text: str, name: str, staged: Staged) -> None:
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, *_UNPARSABLE):
-        return
+def find_duplicates(tree: ast.Module, name: str, staged: Staged) -> None:
+    """Note each class defined more than once: the last definition is the one graded."""
     seen: dict[str, list[int]] = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
