@@ -8,6 +8,7 @@
   grader's failure, not scored as the student's 0.
 - Sandbox uids are leased machine-wide; staging folders are swept only when no live
   process holds them (real processes, real SIGKILL).
+- Every student process starts from the same state: even unseeded numpy draws repeat.
 
 How these were shown to fail: before the fixes, the deep-nesting file made
 ``submission.salvage`` raise MemoryError/RecursionError, so ``grade_one`` reported the
@@ -35,7 +36,7 @@ from grader import batch, host, sandbox
 from grader.batch import grade_class
 from grader.course import Course
 from grader.sandbox import Limits
-from grader.submission import Submission
+from grader.submission import Submission, stage
 from grader.worker import client
 
 FILES = ("report.json", "report.md", "report.html", "results.json")
@@ -218,3 +219,25 @@ def test_only_staging_folders_of_dead_processes_are_swept(tmp_path):
         _sigkill(live)
     assert host.sweep_staging(tmp) == [Path(used)]
     assert list(tmp.iterdir()) == []
+
+
+# --- every student starts from the same process state -----------------------------------
+def test_unseeded_random_draws_are_the_same_for_every_student(tmp_path):
+    """Same hand-in, same score: each student process starts with numpy's global generator
+    in one fixed state (the zygote seeds it), not one drawn from the OS at start-up."""
+    folder = write_submission(tmp_path / "s")
+    with (folder / "layers.py").open("a", encoding="utf-8") as fh:
+        fh.write("\n\ndef draw():\n    return np.random.rand(4)\n")
+    tmp_path.chmod(0o755)  # the sandbox uid reads the staged copy
+    staged = stage(Submission("s", folder), tmp_path / "staged")
+    course = Course()
+    draws = []
+    for _ in range(2):
+        with client.Worker(staged.folder, course.limits, course.sandbox) as worker:
+            worker.start()
+            program = client.Program()
+            program.keep(program.func("layers", "draw"))
+            (values,), _ = worker.run(program)
+            draws.append(values)
+        client.stop_zygotes()  # the next draw in a new sandbox, as on another machine or run
+    assert draws[0].shape == (4,) and (draws[0] == draws[1]).all(), draws
