@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO, write_submission
 
@@ -222,18 +223,42 @@ def test_only_staging_folders_of_dead_processes_are_swept(tmp_path):
 
 
 # --- every student starts from the same process state -----------------------------------
+def staged_worker(tmp_path, extra: str = ""):
+    """A worker on the reference hand-in (plus ``extra`` appended to layers.py)."""
+    folder = write_submission(tmp_path / "s")
+    with (folder / "layers.py").open("a", encoding="utf-8") as fh:
+        fh.write(extra)
+    tmp_path.chmod(0o755)  # the sandbox uid reads the staged copy
+    course = Course()
+    return client.Worker(stage(Submission("s", folder), tmp_path / "staged").folder, course.limits,
+                         course.sandbox)
+
+
+def test_a_slope_probe_restores_the_weights_bit_for_bit(tmp_path):
+    """The numerical check moves a weight in place and must leave it exactly as it was,
+    also when the loss raises on the way (the exception is the probe's result)."""
+    with staged_worker(tmp_path) as worker:
+        worker.start()
+        program = client.Program()
+        program.seed(7)
+        net = program.new("two_layer_net", "TwoLayerNet", 5, 4, 3)
+        before = program.call(program.get(net, "params", "W1"), "copy")
+        x, t = program.value(np.random.default_rng(0).standard_normal((3, 5))), program.value(np.array([0, 1, 2]))
+        program.keep(program.slope(net, ("params", "W1"), 11, 1e-5, "loss", x, t),
+                     program.slope(net, ("params", "W1"), 12, 1e-5, "loss", x, program.value(np.zeros(3) + 9)),
+                     before, program.get(net, "params", "W1"))
+        (pair, raised, w_before, w_after), _ = worker.run(program)
+    assert isinstance(pair, tuple) and all(isinstance(v, float) for v in pair) and pair[0] != pair[1]
+    assert isinstance(raised, client.protocol.Raised), raised
+    assert np.array_equal(w_before, w_after) and w_after.tobytes() == w_before.tobytes()
+
+
 def test_unseeded_random_draws_are_the_same_for_every_student(tmp_path):
     """Same hand-in, same score: each student process starts with numpy's global generator
     in one fixed state (the zygote seeds it), not one drawn from the OS at start-up."""
-    folder = write_submission(tmp_path / "s")
-    with (folder / "layers.py").open("a", encoding="utf-8") as fh:
-        fh.write("\n\ndef draw():\n    return np.random.rand(4)\n")
-    tmp_path.chmod(0o755)  # the sandbox uid reads the staged copy
-    staged = stage(Submission("s", folder), tmp_path / "staged")
-    course = Course()
     draws = []
-    for _ in range(2):
-        with client.Worker(staged.folder, course.limits, course.sandbox) as worker:
+    for k in range(2):
+        with staged_worker(tmp_path / str(k), "\n\ndef draw():\n    return np.random.rand(4)\n") as worker:
             worker.start()
             program = client.Program()
             program.keep(program.func("layers", "draw"))

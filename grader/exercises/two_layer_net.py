@@ -184,30 +184,22 @@ class NetExercise(Judging):
             self.judge("loss", loss, expected["loss"], values, items, "TwoLayerNet.loss")
 
     def numeric_plan(self, program: Program, net, case, data, values: Values) -> list:
-        """Loss at each parameter +- h u (random unit u), perturbed in place in the worker.
-
-        Runs after ``gradient`` in the same program; the net is thrown away after, so
-        nothing is restored. Each direction crosses the boundary once.
-        """
+        """Loss at each parameter +- h u (random unit u), perturbed in place in the worker
+        and restored; runs after ``gradient`` in the same program. Only each direction's
+        seed crosses the boundary, and one step per parameter."""
         rng = case_rng(0, self.part, case.name + "/directions")
         plan = []
         for key in PARAMS:
             seed = int(rng.integers(2**31))
-            u = _direction(seed, values[key].shape)
-            direction = program.direction(seed, values[key].shape)
-            program.axpy(net, ("params", key), checks.H, direction)
-            program.keep(program.call(net, "loss", *data, tolerate=True))
-            program.axpy(net, ("params", key), -2 * checks.H, direction)
-            program.keep(program.call(net, "loss", *data, tolerate=True))
-            program.axpy(net, ("params", key), checks.H, direction)
-            plan.append((key, u))
+            program.keep(program.slope(net, ("params", key), seed, checks.H, "loss", *data))
+            plan.append((key, _direction(seed, values[key].shape)))
         return plan
 
     def numeric_notes(self, plan, outs, grads: dict, items) -> None:
         """Say whether each gradient agrees with the slope of the student's own loss."""
-        for k, (key, u) in enumerate(plan):
-            pair, grad = outs[2 * k: 2 * k + 2], grads.get(key)
-            if len(pair) < 2 or not all(isinstance(v, float) for v in pair) \
+        for (key, u), pair in zip(plan, outs, strict=False):
+            grad = grads.get(key)
+            if not isinstance(pair, tuple) or len(pair) != 2 or not all(isinstance(v, float) for v in pair) \
                     or not isinstance(grad, np.ndarray) or grad.shape != u.shape \
                     or not np.all(np.isfinite(grad)):
                 continue

@@ -436,18 +436,16 @@ class Program:
     def assign(self, target, path: tuple[str, ...], value) -> protocol.Ref:
         return self._add({"op": "assign", "target": target, "path": list(path), "args": [value]})
 
-    def axpy(self, target, path: tuple[str, ...], alpha: float, direction) -> protocol.Ref:
-        """``target.<path> += alpha * direction`` in place, in the worker."""
-        return self._add({"op": "axpy", "target": target, "path": list(path),
-                          "args": [alpha, direction]})
+    def slope(self, target, path: tuple[str, ...], seed: int, h: float, name: str, *args) -> protocol.Ref:
+        """``(f(+h), f(-h))``: method ``name`` called with the array at ``target.<path>`` moved
+        in place by +-h along ``protocol.direction(seed)``, then restored bit for bit; only
+        the seed crosses. An exception in the method is its result (``Raised``)."""
+        return self._add({"op": "slope", "target": target, "path": list(path), "name": name,
+                          "args": [seed, h, *args], "tolerate": True})
 
     def seed(self, seed: int) -> protocol.Ref:
         """Seed numpy's global RNG in the worker (``np.random.seed``)."""
         return self._add({"op": "seed", "args": [seed]})
-
-    def direction(self, seed: int, shape: tuple) -> protocol.Ref:
-        """``protocol.direction(seed, shape)``, made in the worker: nothing large is sent."""
-        return self._add({"op": "direction", "args": [seed, list(shape)]})
 
     def value(self, value) -> protocol.Ref:
         """Send ``value`` once; later steps refer to it (e.g. a direction used twice)."""

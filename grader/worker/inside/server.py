@@ -157,8 +157,6 @@ class Worker:
         kwargs = {k: self.value(v, frames, done) for k, v in step.get("kwargs", {}).items()}
         if op == "value":  # an array sent once, referenced by later steps
             return args[0]
-        if op == "direction":  # a unit direction made here from a seed (see protocol.direction)
-            return protocol.direction(int(args[0]), tuple(int(n) for n in args[1]))
         if op == "seed":  # numpy's global RNG, so np.random.randn in __init__ is reproducible
             np.random.seed(int(args[0]))
             return None
@@ -180,14 +178,22 @@ class Worker:
                     return None
                 raise
             return target
-        if op in ("assign", "axpy"):  # write into the array the object really holds, in place
-            for key in step["path"]:
-                target = target[key] if isinstance(target, dict) else getattr(target, key)
-            if op == "assign":
-                target[...] = args[0]
-            else:  # target += alpha * direction: a perturbation without resending the array
-                target += args[0] * args[1]
+        if op == "assign":  # write into the array the object really holds, in place
+            walk(target, step["path"])[...] = args[0]
             return None
+        if op == "slope":  # a central difference along a direction made here from its seed
+            seed, h, *call = args
+            array, method = walk(target, step["path"]), getattr(target, step["name"])
+            move = protocol.direction(int(seed), array.shape) * float(h)
+            saved = array.copy()
+            try:
+                array += move
+                plus = method(*call, **kwargs)
+                array[...] = saved
+                array -= move
+                return plus, method(*call, **kwargs)
+            finally:
+                array[...] = saved
         raise ValueError(f"unknown op {op!r}")
 
     def value(self, tree, frames, done):
@@ -249,6 +255,13 @@ class Worker:
                 return
             reply, out = self.handle(header, frames)
             self.send(reply, out)
+
+
+def walk(target, path: list):
+    """``target.<path>``: attributes, or entries of dicts on the way (``params['W1']``)."""
+    for key in path:
+        target = target[key] if isinstance(target, dict) else getattr(target, key)
+    return target
 
 
 def child(session: int, output: int) -> None:
