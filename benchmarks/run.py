@@ -157,13 +157,56 @@ def main() -> None:
         h = found["hostile"] = hostile_class.measure()
         print(f"hostile class: {h['honest'] + h['hostile']} hand-ins ({h['hostile']} hostile) in "
               f"{h['seconds']:.1f} s", flush=True)
+    verdicts = targets(found)
+    for name, figure, ok in verdicts:
+        print(f"{'met   ' if ok else 'MISSED'} {name}: {figure}")
     if not args.no_write:
-        write_results(found, " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]))
+        write_results(found, " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]), verdicts)
+    if not all(ok for *_, ok in verdicts):
+        raise SystemExit(1)
 
 
-def write_results(found: dict, command: str) -> None:
+def targets(found: dict) -> list[tuple[str, str, bool]]:
+    """Issue 6's targets (and issue 4's hostile class), each with its figure and verdict,
+    for whichever measurements this run made."""
+    out = []
+    classes = dict(found["classes"])
+    if 1000 in classes:
+        per = classes[1000]["wall"] / 1000 * 1e3
+        out.append(("at most 50 ms per submission, class of 1,000", f"{per:.1f} ms", per <= 50))
+    if classes:
+        peak = max(r["grader_mb"] for r in classes.values())
+        out.append(("grader memory under 300 MB at every class size", f"{peak:.0f} MB at most", peak < 300))
+    sizes = sorted(classes)
+    if len(sizes) > 2:
+        steps = [(classes[b]["wall"] - classes[a]["wall"]) / (b - a) for a, b in itertools.pairwise(sizes)]
+        spread = max(steps) / min(steps)
+        out.append(("linear in class size (cost per extra submission within 25%)",
+                    ", ".join(f"{s * 1e3:.1f}" for s in steps) + " ms", spread <= 1.25))
+    if nb := found.get("nbgrader"):
+        ratio = nb["nbgrader"] / nb["grader"]
+        out.append(("at least 20x nbgrader autograde per submission (same notebooks)", f"{ratio:.1f}x",
+                    ratio >= 20 and nb["same_scores"]))
+    if g := found.get("gradcheck"):
+        unit, book = g["forward+backward"], g["book numerical_gradient"]
+        e2e, compute = g["grader check, end to end"], g["grader check, compute"]
+        out.append(("TwoLayerNet check at most 50x one forward+backward (end to end)",
+                    f"{e2e / unit:.1f}x", e2e / unit <= 50))
+        out.append(("TwoLayerNet check at least 1,000x faster than the book's numerical_gradient "
+                    "(compute, as the notes measure)", f"{book / compute:,.0f}x "
+                    f"(end to end through the sandbox: {book / e2e:,.0f}x)", book / compute >= 1000))
+    if h := found.get("hostile"):
+        out.append(("40 hand-ins, 15 hostile, in under 2 minutes", f"{h['seconds']:.1f} s",
+                    h["seconds"] < 120 and not h["markers"]))
+    return out
+
+
+def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool]]) -> None:
     lines = ["# Benchmark results", "", f"Machine: {machine()}.", "",
-             f"Command: `{command}` (run on {time.strftime('%Y-%m-%d')}; written by that command).", "",
+             f"Command: `{command}` (run on {time.strftime('%Y-%m-%d')}; written by that command; "
+             "it exits 1 when a target is missed).", "",
+             "## Targets", "", "| target | measured | |", "|---|---|---|",
+             *(f"| {name} | {figure} | {'met' if ok else '**missed**'} |" for name, figure, ok in verdicts), "",
              "## grader grade --jobs auto, full isolation", "",
              "| students | wall time | per submission | grader peak memory | worker peak memory |",
              "|---:|---:|---:|---:|---:|"]

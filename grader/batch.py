@@ -24,13 +24,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import catalogue, host, keep_freed_memory, reports, runner, sandbox, submission
+from grader import catalogue, host, reports, runner, sandbox, submission
 from grader.course import Course
 from grader.exercises import ALL, PARTS
 from grader.results import StudentResult, TestResult
 from grader.worker import client
-
-keep_freed_memory()  # this process and the job processes (forked with this module loaded)
 
 REPORT = "report.json"
 GRADER_ERRORS = "grader-errors.log"  # for the instructor: hidden-test bugs, with tracebacks
