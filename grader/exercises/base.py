@@ -288,21 +288,22 @@ class LayerExercise(Judging):
             self.numeric_notes(*numeric, values, student, items, verdicts)
 
     def numeric_plan(self, program: Program, case: Case, values: Values) -> list:
-        """Add forward passes at x +- h u (random unit u) for each gradient to ``program``."""
+        """Add forward passes at x +- h u (random unit u) for each gradient to ``program``:
+        one probe step per direction, each on fresh layers; the inputs are sent once."""
         rng = case_rng(0, self.part, case.name + "/directions")
         frozen = self.frozen(values) if self.frozen else {}
+        sent = {k: program.value(v) for k, v in values.items() if k in (*self.init, *self.forward)}
+        init, call = [sent[n] for n in self.init], [sent[n] for n in self.forward]
         plan = []
         for name, quantity in self.quantities.items():
             if quantity.wrt is None or not isinstance(values[quantity.wrt], np.ndarray):
                 continue
+            moved = ("init", self.init.index(quantity.wrt)) if quantity.wrt in self.init \
+                else ("call", self.forward.index(quantity.wrt))
             for _ in range(self.numeric_directions):
                 u = checks.unit_direction(rng, values[quantity.wrt].shape, frozen.get(quantity.wrt))
-                for sign in (1, -1):
-                    moved = copy(values)
-                    moved[quantity.wrt] = moved[quantity.wrt] + sign * checks.H * u
-                    layer = program.new(self.module, self.cls, *self.args(self.init, moved))
-                    program.keep(program.call(layer, "forward", *self.args(self.forward, moved),
-                                              tolerate=True))
+                program.keep(program.probe(self.module, self.cls, init, "forward", call, moved, u,
+                                           checks.H))
                 plan.append((name, u))
         return plan
 
@@ -310,10 +311,9 @@ class LayerExercise(Judging):
         """Add what the numerical gradient of the student's forward says to each verdict."""
         upstream = values.get(self.backward[0]) if self.backward else None
         slopes: dict[str, list] = {}
-        for k, (name, u) in enumerate(plan):
-            pair = outs[2 * k: 2 * k + 2]
+        for (name, u), pair in zip(plan, outs, strict=False):
             grad = student.get(name)
-            if (len(pair) < 2 or any(isinstance(v, Raised) for v in pair)
+            if (not isinstance(pair, tuple) or len(pair) != 2 or any(isinstance(v, Raised) for v in pair)
                     or not isinstance(grad, np.ndarray) or grad.shape != u.shape
                     or not np.all(np.isfinite(grad))):
                 continue

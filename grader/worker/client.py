@@ -443,6 +443,16 @@ class Program:
         return self._add({"op": "slope", "target": target, "path": list(path), "name": name,
                           "args": [seed, h, *args], "tolerate": True})
 
+    def probe(self, module: str, name: str, init: list, method: str, call: list,
+              moved: tuple[str, int], direction, h: float) -> protocol.Ref:
+        """``(out(+h), out(-h))``: ``name(*init).method(*call)`` on a fresh object each time,
+        with argument ``moved`` (``("init" | "call", index)``) moved by +-h along
+        ``direction``, in the worker; every array argument is copied for each call. An
+        exception is its result (``Raised``)."""
+        return self._add({"op": "probe", "module": module, "name": name, "method": method,
+                          "moved": list(moved), "args": [direction, h, len(init), *init, *call],
+                          "tolerate": True})
+
     def seed(self, seed: int) -> protocol.Ref:
         """Seed numpy's global RNG in the worker (``np.random.seed``)."""
         return self._add({"op": "seed", "args": [seed]})

@@ -160,6 +160,8 @@ class Worker:
         if op == "seed":  # numpy's global RNG, so np.random.randn in __init__ is reproducible
             np.random.seed(int(args[0]))
             return None
+        if op == "probe":  # a central difference of a fresh object's method, made here
+            return self.probe(step, *args)
         if op in ("new", "func"):
             module = sys.modules.get(step["module"])
             if module is None:
@@ -195,6 +197,21 @@ class Worker:
             finally:
                 array[...] = saved
         raise ValueError(f"unknown op {op!r}")
+
+    def probe(self, step: dict, direction, h, n_init, *rest):
+        module = sys.modules.get(step["module"])
+        if module is None:
+            raise ImportError(f"{step['module']}.py could not be imported")
+        cls, (which, index) = getattr(module, step["name"]), step["moved"]
+        init, call = list(rest[:n_init]), list(rest[n_init:])
+        moved = init if which == "init" else call
+        base, outs = moved[index], []
+        for sign in (1.0, -1.0):
+            moved[index] = base + sign * float(h) * direction
+            fresh = [a.copy() if isinstance(a, np.ndarray) else a for a in (*init, *call)]
+            obj = cls(*fresh[:n_init])
+            outs.append(getattr(obj, step["method"])(*fresh[n_init:]))
+        return tuple(outs)
 
     def value(self, tree, frames, done):
         decoded = protocol.decode(tree, frames)
