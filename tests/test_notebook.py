@@ -283,11 +283,18 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     write_nb(root / "jack.ipynb", as_notebook({"layers.py": "X = 1"}))  # jack/ is graded, not this
     shutil.copytree(EXAMPLES / "seed-000", root / "jack")
     (root / "notes.txt").write_text("not a hand-in", encoding="utf-8")
+    (root / "kim.ipynb").write_bytes(b'{"cells": [')  # cut off while uploading
+    write_nb(root / "bad id.ipynb", notebook.source_notebook())
     for student in ("gina", "hank", "iris"):
         shutil.copy(root / f"{student}.ipynb", write_dir(folders / student) / "hw.ipynb")
     loose = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "2"])
     assert loose.exit_code == 0, loose.output
     assert "jack.ipynb: jack/ is a folder too" in loose.output and "notes.txt: not a folder" in loose.output
+    assert "'bad id.ipynb': a student id may use" in loose.output
+    kim = json.loads((tmp_path / "out" / "kim" / "report.json").read_text(encoding="utf-8"))
+    assert kim["score"] == 0 and (tmp_path / "out" / "kim" / "report.html").is_file()
+    assert any(n.startswith("kim.ipynb is not a valid notebook: broken JSON at line 1") and
+               "Nothing could be graded" in n for n in kim["notes"]), kim["notes"]
     in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1"])
     assert in_folders.exit_code == 0, in_folders.output
     for student in ("gina", "hank", "iris"):

@@ -138,7 +138,7 @@ def decode(tree, frames: list[np.ndarray | None], make_obj=None, depth: int = 0)
         raise ProtocolError("malformed value")
     kind = tree.get("t")
     if kind == "num" and "v" in tree:
-        if _plain(tree["v"]) is None or _plain(tree["v"]) != tree["v"]:
+        if _plain(tree["v"]) is None:  # JSON gives int, float, bool: only in-range, finite ones
             raise ProtocolError("malformed number")
         return tree["v"]
     if kind in ("nd", "num"):

@@ -163,10 +163,7 @@ class Worker:
         if op == "probe":  # a central difference of a fresh object's method, made here
             return self.probe(step, *args)
         if op in ("new", "func"):
-            module = sys.modules.get(step["module"])
-            if module is None:
-                raise ImportError(f"{step['module']}.py could not be imported")
-            target = getattr(module, step["name"])
+            target = student_name(step)
             return target(*args, **kwargs)
         target = self.value(step["target"], frames, done)
         if op == "call":
@@ -199,10 +196,7 @@ class Worker:
         raise ValueError(f"unknown op {op!r}")
 
     def probe(self, step: dict, direction, h, n_init, *rest):
-        module = sys.modules.get(step["module"])
-        if module is None:
-            raise ImportError(f"{step['module']}.py could not be imported")
-        cls, (which, index) = getattr(module, step["name"]), step["moved"]
+        cls, (which, index) = student_name(step), step["moved"]
         init, call = list(rest[:n_init]), list(rest[n_init:])
         moved = init if which == "init" else call
         base, outs = moved[index], []
@@ -274,6 +268,14 @@ class Worker:
             self.send(reply, out)
 
 
+def student_name(step: dict):
+    """``step["name"]`` from the student's module ``step["module"]``."""
+    module = sys.modules.get(step["module"])
+    if module is None:
+        raise ImportError(f"{step['module']}.py could not be imported")
+    return getattr(module, step["name"])
+
+
 def walk(target, path: list):
     """``target.<path>``: attributes, or entries of dicts on the way (``params['W1']``)."""
     for key in path:
@@ -314,9 +316,9 @@ def warm_up() -> None:
     y = np.where(y > 0, np.maximum(y, 0), 0) + np.tanh(y) + 1 / (1 + np.exp(-y))
     e = np.exp(y - np.max(y, axis=1, keepdims=True))
     p = e / np.sum(e, axis=1, keepdims=True)
-    -np.sum(np.log(p[np.arange(4), t] + 1e-7)) / 4 + np.argmax(p, axis=1).size
-    np.dot(x.T, y) + np.einsum("ij,ik->jk", x, y) + np.sum(y, axis=0) + x.T @ np.eye(3)[t]
-    x.reshape(4, -1).copy(), np.zeros_like(x), np.ones_like(x), np.float64(1.0) * 2
+    _ = (-np.sum(np.log(p[np.arange(4), t] + 1e-7)) / 4, np.argmax(p, axis=1),  # the loss
+         np.dot(x.T, y), np.einsum("ij,ik->jk", x, y), np.sum(y, axis=0), x.T @ np.eye(3)[t],  # grads
+         x.reshape(4, -1).copy(), np.zeros_like(x), np.ones_like(x), np.float64(1.0) * 2)
     np.random.seed(0)  # the same state in every child: even unseeded draws are reproducible
 
 
