@@ -21,18 +21,22 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import dataclasses
+import inspect
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from grader import paths, reference, submission
-from grader.course import Course
-from grader.exercises import two_layer_net
-from grader.exercises.base import Case
-from grader.scoring import Scorer
+from grader import course, intake
+from grader.exercises.base import Answers, Case
+from grader.judging.scoring import Scorer
 from grader.worker.client import Worker
+
+BACKPROP = course.find(Path(__file__).resolve().parent.parent).assignment("backprop")
+NET = next(e for e in BACKPROP.exercises if e.part == "TwoLayerNet")
+DECLARED = inspect.getmodule(NET.build)  # the assignment's two_layer_net declarations (book_params)
 
 
 def book_values(rng: np.random.Generator, one_hot: bool) -> dict:
@@ -40,7 +44,7 @@ def book_values(rng: np.random.Generator, one_hot: bool) -> dict:
     sizes, seed = (784, 50, 10), int(rng.integers(2**31))
     labels = rng.integers(0, 10, 3)
     return {"sizes": sizes, "std": 0.01, "init_seed": seed, "x": rng.random((3, 784)),
-            **two_layer_net.book_params(sizes, seed, 0.01),
+            **DECLARED.book_params(sizes, seed, 0.01),
             "t": np.eye(10)[labels] if one_hot else labels}
 
 
@@ -54,27 +58,27 @@ def best(fn, repeat: int) -> float:
 
 
 def measure() -> dict[str, float]:
-    refs = reference.load()
+    refs = BACKPROP.reference
     values = book_values(np.random.default_rng(0), one_hot=True)
-    net = refs["two_layer_net"].TwoLayerNet(*values["sizes"])
-    for key in two_layer_net.PARAMS:
+    net = refs[NET.module].TwoLayerNet(*values["sizes"])
+    for key in NET.params:
         net.params[key][...] = values[key]
     x, t = values["x"], values["t"]
 
     one = best(lambda: net.gradient(x, t), 200)
     book = best(lambda: net.numerical_gradient(x, t), 1)
 
-    exercise = two_layer_net.NetExercise(cases=[Case("784-50-10", lambda rng: values)])
+    exercise = dataclasses.replace(NET, cases=[Case("784-50-10", lambda rng: values)])
     staging = Path(tempfile.mkdtemp())
     staging.chmod(0o755)
-    staged = submission.stage(submission.Submission("reference", paths.SOLUTIONS), staging / "s")
-    course = Course()
-    with Worker(staged.folder, course.limits, course.sandbox) as worker:
+    staged = intake.stage(intake.Submission("reference", BACKPROP.folder), staging / "s", BACKPROP)
+    settings = course.Settings()
+    with Worker(staged.folder, settings.limits, settings.sandbox, modules=BACKPROP.modules) as worker:
         worker.start()
 
         def full_check():
             scorer = Scorer()
-            exercise.grade(worker, scorer, refs, course.seed)
+            exercise.grade(worker, scorer, Answers(refs, settings.seed))
             assert all(r.status == "passed" for r in scorer.results())
 
         full_check()
@@ -84,7 +88,7 @@ def measure() -> dict[str, float]:
     def compute_only():
         exercise.expected(refs, values)                      # reference gradient + loss
         net.gradient(x, t), net.loss(x, t)                    # the student's side
-        for key in two_layer_net.PARAMS:                      # 2 loss evaluations per parameter
+        for key in NET.params:                                # 2 loss evaluations per parameter
             u = np.ones_like(values[key]) / np.sqrt(values[key].size)
             for sign in (1, -1):
                 net.params[key][...] = values[key] + sign * 1e-5 * u

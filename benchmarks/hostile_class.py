@@ -78,8 +78,8 @@ def measure(keep: bool = False) -> dict:
     try:
         honest, hostile = build(root, out, token)
         started = time.monotonic()
-        done = subprocess.run(["grader", "grade", str(root), "--out", str(out), "--jobs", "auto"],
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "grader", "grade", str(root), "--out", str(out),
+                               "--jobs", "auto"], capture_output=True, text=True)
         seconds = time.monotonic() - started
         if done.returncode:
             raise SystemExit(f"grader grade failed (exit {done.returncode}):\n{done.stderr[-2000:]}")

@@ -20,7 +20,10 @@ import sysconfig
 import time
 from pathlib import Path
 
-from grader import notebook
+from grader import course
+from grader.authoring import notebook
+
+BACKPROP = course.find(Path(__file__).resolve().parent.parent).assignment("backprop")
 
 ASSIGNMENT = "backprop"
 
@@ -47,7 +50,8 @@ def as_notebook(release: dict, student: Path) -> dict:
     """
     nb = copy.deepcopy(release)
     try:
-        theirs = {c.id: c.source for c in notebook.source_notebook(student).cells if c.cell_type == "code"}
+        files = {name: (student / name).read_text(encoding="utf-8") for name in BACKPROP.files}
+        theirs = {c.id: c.source for c in notebook.source_notebook(BACKPROP, files).cells if c.cell_type == "code"}
     except (OSError, SyntaxError, ValueError):
         theirs = {}
     for cell in nb["cells"]:
@@ -64,9 +68,9 @@ def autograde_notebooks(students: list[Path], work: Path) -> dict:
     course = work / "course"
     run([command("grader"), "nbgrader", "init", course, "--force"], work, env)
     run([command("nbgrader"), "generate_assignment", ASSIGNMENT, "--force"], course, env)
-    release = json.loads((course / "release" / ASSIGNMENT / notebook.NOTEBOOK).read_text(encoding="utf-8"))
+    release = json.loads((course / "release" / ASSIGNMENT / BACKPROP.notebook).read_text(encoding="utf-8"))
     for student in students:
-        path = course / "submitted" / student.name / ASSIGNMENT / notebook.NOTEBOOK
+        path = course / "submitted" / student.name / ASSIGNMENT / BACKPROP.notebook
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(as_notebook(release, student), indent=1), encoding="utf-8")
     nbgrader = run([command("nbgrader"), "autograde", ASSIGNMENT, "--force"], course, env)

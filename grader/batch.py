@@ -7,8 +7,11 @@ ones the grader itself failed on, which are graded again). The class-level files
 interrupted run loses nothing that was finished; the temporary files of writes a
 kill cut short are removed first.
 
-Each grading process leases its own sandbox uid machine-wide and locks its staging
-folders (``grader.host``); job processes end when the process that started them ends.
+Before any student, the canary (``grader.canary``) grades the reference solution
+through the same sandbox: if it does not score full marks, nobody is graded
+(``CannotGrade``). Each grading process leases its own sandbox uid machine-wide and
+locks its staging folders (``grader.host``); job processes end when the process that
+started them ends.
 """
 from __future__ import annotations
 
@@ -24,11 +27,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import catalogue, host, reports, runner, sandbox, submission
-from grader.course import Course
-from grader.exercises import ALL, PARTS
+from grader import canary, host, intake, reports, sandbox
+from grader.grading import Grading
+from grader.judging.misconceptions import hints
 from grader.results import StudentResult, TestResult
-from grader.worker import client
 
 REPORT = "report.json"
 GRADER_ERRORS = "grader-errors.log"  # for the instructor: hidden-test bugs, with tracebacks
@@ -40,17 +42,44 @@ class Batch:
     skipped: list[str]      # folders that are not submissions, with the reason
     resumed: int            # students taken from an earlier run
     grader_errors: int = 0  # checks that failed because of the grader, not the student
+    canary: canary.Canary | None = None
+
+    @property
+    def failed_students(self) -> list[str]:
+        """Students the grader itself failed on (not their doing): to regrade."""
+        return [r.student for r in self.results if r.grader_errors]
 
 
-def grade_class(root: Path, out: Path, course: Course, jobs: int = 1, resume: bool = False,
+class NoStudents(ValueError):
+    """The folder holds no hand-in; the message says what it holds and what was expected."""
+
+
+class CannotGrade(RuntimeError):
+    """The canary failed: this machine (or these hidden tests) cannot grade correctly."""
+
+    def __init__(self, proof: canary.Canary):
+        self.canary = proof
+        super().__init__(proof.report())
+
+
+def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: bool = False,
                 on_start: Callable[[int], None] = lambda total: None,
-                on_done: Callable[[StudentResult], None] = lambda result: None) -> Batch:
+                on_done: Callable[[StudentResult], None] = lambda result: None,
+                check: bool = True) -> Batch:
     """Grade every submission under ``root`` into ``out``; return all results.
 
     The returned results are slim (scores and statuses, no feedback or output): the
     full ones are on disk, and ``on_done`` sees each full result as it finishes.
+    ``check``: run the canary first (raises CannotGrade when it fails).
     """
-    subs, skipped = submission.discover(root)
+    subs, skipped = intake.discover(root)
+    if not subs:
+        raise NoStudents(_no_students(root, skipped, grading))
+    proof = None
+    if check:
+        proof = canary.run(grading)
+        if not proof.ok:
+            raise CannotGrade(proof)
     out.mkdir(parents=True, exist_ok=True)
     remove_partial_writes(out, [s.student for s in subs])
     host.sweep_staging()  # what killed runs left in the temp folder
@@ -59,16 +88,33 @@ def grade_class(root: Path, out: Path, course: Course, jobs: int = 1, resume: bo
     todo = [s for s in subs if s.student not in done]
     on_start(len(todo))
     results = list(done.values())
-    for result in _grade_all(todo, out, course, jobs):
+    for result in _grade_all(todo, out, grading, jobs):
         results.append(result.slim())  # the full result is on disk already
         on_done(result)
     results.sort(key=lambda r: r.student)
     bugs = [b for r in results for b in r.grader_errors]
     if bugs:
         reports.atomic_write(out / GRADER_ERRORS, "\n\n".join(bugs) + "\n")
-    reports.write_grades_csv(results, PARTS, out / "grades.csv")
-    reports.write_class_report(results, PARTS, out, hints=catalogue.hints())
-    return Batch(results, skipped, len(done), len(bugs))
+    assignment = grading.assignment
+    reports.write_grades_csv(results, assignment.parts, out / "grades.csv")
+    reports.write_class_report(results, assignment.parts, out, hints=hints(assignment.exercises),
+                               title=assignment.title)
+    return Batch(results, skipped, len(done), len(bugs), proof)
+
+
+def _no_students(root: Path, skipped: list[str], grading: Grading) -> str:
+    """Why nothing was found, and what a submissions folder looks like."""
+    files = set(grading.assignment.files)
+    here = {p.name for p in Path(root).iterdir()}
+    if files & here:
+        hint = (f"{root} looks like ONE student's folder (it holds {', '.join(sorted(files & here))}): "
+                f"pass the folder that holds one such folder per student")
+    elif skipped:
+        hint = "nothing in it is a hand-in:\n  " + "\n  ".join(skipped)
+    else:
+        hint = f"{root} is empty"
+    return (f"no students found in {root}: {hint}. Expected one folder per student (named by the "
+            f"student id) holding {', '.join(grading.assignment.files)}, or one STUDENT.ipynb per student.")
 
 
 def _finished(folder: Path) -> StudentResult | None:
@@ -108,10 +154,10 @@ def remove_partial_writes(out: Path, students: list[str]) -> list[Path]:
     return removed
 
 
-def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
+def _grade_all(todo: list[intake.Submission], out: Path, grading: Grading,
                jobs: int) -> Iterator[StudentResult]:
     if jobs <= 1 or len(todo) <= 1:
-        yield from _grade_here(todo, out, course)
+        yield from _grade_here(todo, out, grading)
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["grader.batch"])  # job processes share these pages
@@ -122,35 +168,28 @@ def _grade_all(todo: list[submission.Submission], out: Path, course: Course,
         # its full result (feedback, output), so memory would grow with the class size.
         queue, pending = iter(todo), {}
         for sub in itertools.islice(queue, jobs * 4):
-            pending[pool.submit(grade_one, sub, out, course)] = sub
+            pending[pool.submit(grade_one, sub, out, grading)] = sub
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 sub = pending.pop(future)
                 if (following := next(queue, None)) is not None:
                     try:
-                        pending[pool.submit(grade_one, following, out, course)] = following
+                        pending[pool.submit(grade_one, following, out, grading)] = following
                     except BrokenProcessPool as exc:  # a job process was killed: still report
-                        yield _failed(following.student, out, f"{type(exc).__name__}: {exc}")
+                        yield _failed(following.student, out, grading, f"{type(exc).__name__}: {exc}")
                 try:
                     yield future.result()
                 except Exception as exc:  # the job process itself died: still report the student
-                    yield _failed(sub.student, out, f"{type(exc).__name__}: {exc}")
+                    yield _failed(sub.student, out, grading, f"{type(exc).__name__}: {exc}")
 
 
-def _grade_here(todo: list[submission.Submission], out: Path, course: Course) -> Iterator[StudentResult]:
-    """Grade in this process, as a uid leased for this batch only (another batch in this
-    process may lease another one; the zygote running as this one is stopped with it)."""
-    lease = host.lease_uid()
-    try:
-        for sub in todo:
-            yield grade_one(sub, out, course, uid=lease.uid)
-    finally:
-        client.stop_zygotes(lease.uid)
-        lease.release()
+def _grade_here(todo: list[intake.Submission], out: Path, grading: Grading) -> Iterator[StudentResult]:
+    """Grade in this process, as its leased uid (the canary's zygote is reused)."""
+    for sub in todo:
+        yield grade_one(sub, out, grading, uid=host.process_uid())
 
 
-_tests: list[runner.HiddenTest] | None = None
 _lease: host.Lease | None = None  # a job process's uid, held until the process ends
 
 
@@ -162,29 +201,25 @@ def _take_slot(cli: int, started: int | None) -> None:
     _lease = host.lease_uid()
 
 
-def grade_one(sub: submission.Submission, out: Path, course: Course,
-              uid: int | None = None) -> StudentResult:
+def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | None = None) -> StudentResult:
     """Grade one student and write their reports (report.json last).
 
     ``uid``: the sandbox uid; by default the one this job process leased.
     """
-    global _tests
-    if _tests is None:
-        _tests = runner.collect(course.hidden_tests)
     if uid is None:
         uid = _lease.uid if _lease is not None else sandbox.WORKER_UID
     try:
         with host.staging() as staging:  # locked while in use: a killed run's is swept later
-            result = runner.grade(sub, course, _tests, staging, uid=uid)
+            result = grading.grade(sub, staging, uid)
     except Exception as exc:  # a grader bug: this student is reported, the batch goes on
-        return _failed(sub.student, out, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    write(result, out / sub.student)
+        return _failed(sub.student, out, grading, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    write(result, out / sub.student, grading)
     return result
 
 
-def write(result: StudentResult, folder: Path) -> None:
-    """The student's four report files, report.json last; none is started once the CLI is gone."""
-    files = reports.render_student(result, catalogue.hints())
+def write(result: StudentResult, folder: Path, grading: Grading) -> None:
+    """The student's report files, report.json last; none is started once the CLI is gone."""
+    files = reports.render_student(result, hints(grading.assignment.exercises), title=grading.assignment.title)
     with host.writing():
         folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(files, key=lambda n: n == REPORT):
@@ -194,10 +229,11 @@ def write(result: StudentResult, folder: Path) -> None:
 _FAILED_NOTE = "grader error: "
 
 
-def _failed(student: str, out: Path, why: str, details: str = "") -> StudentResult:
+def _failed(student: str, out: Path, grading: Grading, why: str, details: str = "") -> StudentResult:
     text = f"The grader failed on this submission ({why}). Please tell your instructor."
-    tests = [TestResult(f"{e.part}: not graded", e.part, 0.0, e.max_points, "error", text) for e in ALL]
+    tests = [TestResult(f"{e.part}: not graded", e.part, 0.0, e.max_points, "error", text)
+             for e in grading.assignment.exercises]
     result = StudentResult(student, tests, notes=[f"{_FAILED_NOTE}{why}"],
                            grader_errors=[f"{student}:\n{details or why}"])
-    write(result, out / student)
+    write(result, out / student, grading)
     return result

@@ -1,4 +1,8 @@
-"""``grader doctor``: what this machine offers for running submissions, and how to get more."""
+"""``grader doctor``: prove this machine can grade, say what isolation it gives, and how to get more.
+
+"isolation: full" is only ever said after the canary - the course's reference solution,
+graded end to end by a real sandboxed worker - scored full marks under full isolation.
+"""
 from __future__ import annotations
 
 import os
@@ -50,8 +54,34 @@ def _userns_lines() -> tuple[list[str], list[str]]:
     return lines, hints
 
 
-def doctor_lines(measure: bool = False) -> list[str]:
-    """Human-readable report for an instructor; ``measure`` adds worker start times."""
+def doctor_lines(course, assignment: str, measure: bool = False) -> list[tuple[str, bool]]:
+    """(line, good) for an instructor; not good: this machine cannot grade (see the canary's lines)."""
+    from grader import canary
+    from grader.grading import Grading
+
+    lines = [(line, True) for line in _machine_lines(measure)]
+    lines.append((f"course: {course.label}", True))
+    from grader.hidden.session import HiddenTestsError
+
+    try:
+        proof = canary.run(Grading.of(course, assignment))
+    except HiddenTestsError as exc:
+        proof = canary.Canary(False, "isolation: unknown", 0.0, [str(exc)], ["fix the hidden tests first"])
+    lines += [(line, proof.ok) for line in proof.report().splitlines()]
+    if not proof.ok:
+        lines.append(("cannot grade here: nothing would be graded until the problem above is fixed", False))
+    elif proof.full:
+        lines.append(("isolation: full (proven: the canary ran in the full sandbox)", True))
+        lines.append(("full isolation: `--sandbox required` will work", True))
+    else:
+        lines.append((proof.isolation, True))
+        lines.append(("`--sandbox required` refuses to grade until full isolation is available; `auto` grades "
+                      "with the reduced isolation above", True))
+    return lines
+
+
+def _machine_lines(measure: bool = False) -> list[str]:
+    """What this machine offers; ``measure`` adds worker start times."""
     lines = [f"python: {platform.python_version()} at {sys.executable}"]
     try:
         import numpy
@@ -81,16 +111,19 @@ def doctor_lines(measure: bool = False) -> list[str]:
     plan = sandbox._plan(bwrap, sandbox.WORKER_UID)
     if os.geteuid() == 0 and plan.run_as is not None:
         how = "setpriv inside the sandbox" if level.full else "setpriv before exec"
-        lines.append(f"running as: root; submissions run as uid {plan.run_as} with no "
-                     f"capabilities ({how}; pass uid= per worker slot for parallel grading)")
+        lines.append(f"running as: root; each grading process leases its own sandbox uid (65533 down to "
+                     f"65500) and submissions run as it with no capabilities ({how}); the worker that "
+                     "forks them keeps another uid, so they cannot signal it")
     elif os.geteuid() == 0:
         lines.append("running as: root; submissions would run as ROOT: without bubblewrap the "
                      f"interpreter is not reachable by uid {sandbox.WORKER_UID} (or setpriv "
                      "is missing) - install bubblewrap, or use a Python outside /root (e.g. a "
                      "venv made with /usr/bin/python3)")
     else:
-        lines.append(f"running as: uid {os.geteuid()}; submissions keep this uid inside a user "
-                     "namespace (run the grader as root to give them a separate uid)")
+        lines.append(f"running as: uid {os.geteuid()} (not root): submissions run as this same uid inside "
+                     "a user namespace, with no capabilities and none of your files visible; but they share "
+                     "your process limit and could signal the sandbox's own worker (a student who does "
+                     "only fails themselves). Run the grader as root to give submissions a uid of their own")
         hints += ns_hints
 
     if level.full:
@@ -103,18 +136,14 @@ def doctor_lines(measure: bool = False) -> list[str]:
                  f"memory, {limits.cpu_seconds} s CPU, {limits.processes} processes, "
                  f"{limits.open_files} open files, {limits.file_size_mb} MB per file, "
                  f"{limits.output_bytes // 1024} KiB output kept")
-    lines.append(str(level))
-    if level.full:
-        lines.append("full isolation: `--sandbox required` will work")
-    else:
+    if not level.full:
         if bwrap and not any("bubblewrap" in h for h in hints):
             hints.append("bubblewrap is installed but cannot create namespaces here; in a "
                          "container, allow it (e.g. docker run --security-opt "
                          "seccomp=unconfined --security-opt apparmor=unconfined --cap-add "
                          "SYS_ADMIN) or grade on the host")
+        lines.append(f"the sandbox here: {level}")
         lines.append("to get full isolation: " + ("; ".join(hints) if hints else "see above"))
-        lines.append("`--sandbox required` refuses to grade until then; `auto` grades with "
-                     "the reduced isolation above")
     if measure:
         try:
             times = sandbox.measure_start(repeat=5)
@@ -126,5 +155,3 @@ def doctor_lines(measure: bool = False) -> list[str]:
     return lines
 
 
-if __name__ == "__main__":
-    print("\n".join(doctor_lines(measure="--measure" in sys.argv)))

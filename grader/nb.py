@@ -1,11 +1,11 @@
-"""The hidden cell's check, ``from grader.nb import check; check("Affine")``, and its helpers.
+"""The hidden cell's check, ``from grader.nb import check; check(PART, ASSIGNMENT)``, and its helpers.
 
 nbgrader runs a grade cell in the student's own kernel, after the student's cells, so
 nothing printed there can be trusted: a student cell may patch numpy, or replace
 ``check`` itself, and print any score. ``check`` therefore grades the notebook *file*
 (its cells' code, never the kernel's state) in the grader's sandbox, and is only a
 courtesy: with the course's ``nbgrader_config.py`` the score that counts comes from
-``grader.nbgrader_plugin``, which grades outside the kernel and replaces this cell's
+``grader.integrations.nbgrader``, which grades outside the kernel and replaces this cell's
 output. Either way the cell follows nbgrader's scoring rules: feedback on stdout only,
 never stderr (it would zero the cell), and a plain ``float`` as the last output,
 clamped to the cell's points (a numpy scalar's repr would count as full credit).
@@ -23,18 +23,18 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from grader.notebook import NOTEBOOK, Extracted, extract_cells
+from grader.intake.notebook import Extracted, extract_cells
 from grader.results import StudentResult, points
 
 _graded: dict[str, StudentResult] = {}  # notebook digest -> result, for the other grade cells
 
 
-def check(part: str) -> float:
+def check(part: str, assignment: str | None = None) -> float:
     """Print ``part``'s feedback for the notebook being graded; return its score."""
     out = sys.stdout
     try:
         with _quiet():
-            text, score = _check(part)
+            text, score = _check(part, assignment)
     except BaseException as exc:  # noqa: B036 - a timeout's KeyboardInterrupt too: never a traceback
         text, score = (f"{part}: the checks could not run in this notebook ({type(exc).__name__}). "
                        "It scores 0 here; your instructor's grading decides."), 0.0
@@ -51,40 +51,43 @@ def _quiet():
         yield
 
 
-def _check(part: str) -> tuple[str, float]:
+def _check(part: str, name: str | None) -> tuple[str, float]:
     from grader import course
+    from grader.grading import Grading
 
-    path = notebook_path()
+    found = course.find(config=Path(os.environ["GRADER_CONFIG"]) if os.environ.get("GRADER_CONFIG") else None)
+    grading = Grading.of(found, name)
+    path = notebook_path(grading.assignment.notebook)
     if path is None:
         return (f"{part}: no notebook found in {Path.cwd()} to grade; this cell scores 0 here.", 0.0)
     data = path.read_bytes()
     key = hashlib.sha256(data).hexdigest()
     if key not in _graded:
-        settings = course.load(Path(os.environ["GRADER_CONFIG"]) if os.environ.get("GRADER_CONFIG") else None)
-        _graded[key] = grade_notebook(data, _student(), settings)
+        _graded[key] = grade_notebook(data, _student(), grading)
     result = _graded[key]
-    return feedback(result, part, located(data)), cell_score(result, part, None)
+    return (feedback(result, part, located(data, grading.assignment), grading.assignment.parts[0]),
+            cell_score(result, part, None))
 
 
-def located(data: bytes) -> Extracted | None:
+def located(data: bytes, assignment) -> Extracted | None:
     """Where each extracted line came from, for feedback (None if the notebook does not parse)."""
     import json
 
     try:
-        return extract_cells(json.loads(data.decode("utf-8-sig")))
+        return extract_cells(json.loads(data.decode("utf-8-sig")), assignment)
     except (ValueError, TypeError, AttributeError):
         return None
 
 
-def notebook_path() -> Path | None:
-    """The notebook being run: ``$GRADER_NOTEBOOK``, else the only (or backprop) notebook in cwd."""
+def notebook_path(preferred: str) -> Path | None:
+    """The notebook being run: ``$GRADER_NOTEBOOK``, else the only (or the assignment's) notebook in cwd."""
     if os.environ.get("GRADER_NOTEBOOK"):
         return Path(os.environ["GRADER_NOTEBOOK"])
     here = sorted(Path.cwd().glob("*.ipynb"))
     if len(here) == 1:
         return here[0]
-    if (Path.cwd() / NOTEBOOK).is_file():
-        return Path.cwd() / NOTEBOOK
+    if (Path.cwd() / preferred).is_file():
+        return Path.cwd() / preferred
     session = os.environ.get("JPY_SESSION_NAME", "")  # set by Jupyter servers
     return Path(session) if session.endswith(".ipynb") and Path(session).is_file() else None
 
@@ -95,18 +98,17 @@ def _student() -> str:
     return "notebook"
 
 
-def grade_notebook(data: bytes, student: str, settings, tests=None) -> StudentResult:
+def grade_notebook(data: bytes, student: str, grading) -> StudentResult:
     """Grade a notebook's code in the sandbox, exactly as ``grader grade`` grades a folder holding it."""
-    from grader import host, runner
-    from grader.submission import Submission
+    from grader import host
+    from grader.intake import Submission
 
-    tests = runner.collect(settings.hidden_tests) if tests is None else tests
     safe = re.sub(r"[^\w.@+-]", "_", student)[:100] or "student"
     folder = Path(tempfile.mkdtemp(prefix="grader-notebook-"))
     try:
-        (folder / NOTEBOOK).write_bytes(data)
+        (folder / grading.assignment.notebook).write_bytes(data)
         with host.staging() as staging:  # locked while in use, like grader grade's
-            return runner.grade(Submission(safe, folder), settings, tests, staging, uid=host.process_uid())
+            return grading.grade(Submission(safe, folder), staging, host.process_uid())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -123,12 +125,13 @@ def cell_score(result: StudentResult, part: str, cell_points: float | None) -> f
 _LINE = re.compile(r"\b(\w+\.py), line (\d+)")
 
 
-def feedback(result: StudentResult, part: str, extracted: Extracted | None = None) -> str:
-    """What the student reads under a grade cell: the part's checks, and the notebook notes once.
+def feedback(result: StudentResult, part: str, extracted: Extracted | None = None,
+             first_part: str | None = None) -> str:
+    """What the student reads under a grade cell: the part's checks, and the notebook notes
+    once (under ``first_part``'s cell).
 
-    ``extracted`` turns "layers.py, line 47" into "layers.py, line 47 (cell 4, line 20)".
+    ``extracted`` turns "x.py, line 47" into "x.py, line 47 (cell 4, line 20)".
     """
-    from grader.exercises import PARTS
     from grader.reports import fmt_points
 
     def cells(text: str) -> str:
@@ -149,6 +152,6 @@ def feedback(result: StudentResult, part: str, extracted: Extracted | None = Non
             else:
                 lines.extend(f"        {line}" for line in cells(test.feedback).splitlines())
             previous = test.feedback
-    if result.notes and part == PARTS[0]:
+    if result.notes and part == first_part:
         lines += ["", "About your notebook:", *(f"  - {note}" for note in result.notes)]
     return "\n".join(lines)

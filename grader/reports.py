@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # rich is imported lazily: only the terminal summary needs it
 REPORT_CAP = 256 * 1024
 """Upper bound, in bytes, of every file ``write_student`` writes."""
 
-TITLE = "Backpropagation (chapter 5)"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATUS_LABELS = {"passed": "passed", "failed": "failed", "error": "error",
                  "timeout": "timed out"}
@@ -273,6 +272,7 @@ def _env() -> jinja2.Environment:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            bytecode_cache=_bytecode_cache(),
         )
         _ENV.filters.update(pts=fmt_points, md=md_inline, fence=md_fence)
     return _ENV
@@ -281,8 +281,17 @@ def _env() -> jinja2.Environment:
 _ENV: jinja2.Environment | None = None
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (compiling them costs ~0.1 s of every start):
+    jinja's own per-user cache folder, which it creates private and checks is ours."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):  # no usable temp folder: compile every run, as before
+        return None
+
+
 def _render(template: str, **context: object) -> str:
-    return _env().get_template(template).render(title=TITLE, version=__version__, **context)
+    return _env().get_template(template).render(version=__version__, **context)
 
 
 def _state(score: float, max_score: float) -> str:
@@ -358,53 +367,6 @@ def _student_view(result: StudentResult, hints: Mapping[str, str]) -> dict:
     }
 
 
-def gradescope_results(result: StudentResult, hints: Mapping[str, str] | None = None) -> dict:
-    """The Gradescope autograder ``results.json`` for one student.
-
-    Gradescope only knows ``passed`` / ``failed``: error and timeout are reported as
-    failed, with the original status first in the test's output. Everything is
-    ``visible`` so students always see their total (otter #383).
-    """
-    hints = hints or {}
-    tests = []
-    for t, number in zip(result.tests, _numbers(result), strict=True):
-        lines = []
-        if t.status in ("error", "timeout"):
-            lines.append(f"[{STATUS_LABELS[t.status]}]")
-        if t.misconception:
-            hint = hints.get(t.misconception)
-            lines.append(f"Likely misconception: {t.misconception}"
-                         + (f": {hint}" if hint else ""))
-        if t.feedback:
-            lines.append(display_text(t.feedback).rstrip("\n"))
-        tests.append({
-            "name": t.name,
-            "number": number,
-            "score": points(t.score),
-            "max_score": points(t.max_score),
-            "status": "passed" if t.status == "passed" else "failed",
-            "output": "\n".join(lines),
-            "output_format": "text",
-            "tags": [t.part],
-            "visibility": "visible",
-        })
-    summary = [f"Score: {fmt_points(result.score)} / {fmt_points(result.max_score)}",
-               result.isolation]
-    summary += [display_text(n).rstrip("\n") for n in result.notes]
-    if result.misconceptions():
-        summary.append("Likely misconceptions: " + ", ".join(result.misconceptions()))
-    if result.output:
-        summary += ["", "What your submission printed:", display_text(result.output).rstrip("\n")]
-    return {
-        "score": result.score,
-        "output": "\n".join(summary),
-        "output_format": "text",
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": tests,
-    }
-
-
 def _dump_json(data: object) -> str:
     """Indented two levels deep (one test per line), compact below: as readable, and
     written by json's C encoder (``indent=`` takes a pure-Python one, ~10x slower)."""
@@ -423,13 +385,17 @@ def _json_block(value: object, depth: int) -> str:
 
 
 def render_student(result: StudentResult, hints: Mapping[str, str] | None = None,
-                   cap: int = REPORT_CAP) -> dict[str, str]:
-    """The four per-student files, as text, each at most ``cap`` UTF-8 bytes.
+                   cap: int = REPORT_CAP, title: str = "") -> dict[str, str]:
+    """The per-student files, as text, each at most ``cap`` UTF-8 bytes: report.json (the
+    instructor's record), report.md and report.html, and each integration's file
+    (``grader.integrations``: Gradescope's results.json).
 
     The free text is cut to a budget; if escaping still makes a file too large (HTML
     turns ``<`` into four bytes, JSON a control byte into six) the budget is halved
     until every file fits. Deterministic: same result, same text.
     """
+    from grader.integrations import student_outputs
+
     hints = dict(hints or {})
     budget = _Budget()
     files: dict[str, str] = {}
@@ -438,17 +404,17 @@ def render_student(result: StudentResult, hints: Mapping[str, str] | None = None
         view = _student_view(capped, hints)
         files = {
             "report.json": _dump_json(capped.to_json()),
-            "report.md": _render("student.md", r=view),
-            "report.html": _render("student.html", r=view),
-            "results.json": _dump_json(gradescope_results(capped, hints)),
+            "report.md": _render("student.md", r=view, title=title),
+            "report.html": _render("student.html", r=view, title=title),
         }
+        files.update({name: _dump_json(make(capped, hints)) for name, make in student_outputs().items()})
         if all(len(text.encode("utf-8")) <= cap for text in files.values()):
             break
     return files
 
 
 def write_student(result: StudentResult, folder: Path, *,
-                  hints: Mapping[str, str] | None = None) -> None:
+                  hints: Mapping[str, str] | None = None, title: str = "") -> None:
     """Write report.json, report.md, report.html and results.json into ``folder``.
 
     ``hints`` optionally maps misconception ids to a one-line explanation shown next
@@ -456,7 +422,7 @@ def write_student(result: StudentResult, folder: Path, *,
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in render_student(result, hints).items():
+    for name, text in render_student(result, hints, title=title).items():
         atomic_write(folder / name, text)
 
 
@@ -618,20 +584,21 @@ def _class_view(results: Sequence[StudentResult], parts: Sequence[str],
 
 
 def write_class_report(results: Sequence[StudentResult], parts: Sequence[str], folder: Path,
-                       *, hints: Mapping[str, str] | None = None) -> None:
+                       *, hints: Mapping[str, str] | None = None, title: str = "") -> None:
     """Write class.html and class.md into ``folder``.
 
     Links point to ``<folder>/<student>/report.html`` (student ids URL-quoted).
     """
     view = _class_view(results, parts, dict(hints or {}))
     folder = Path(folder)
-    atomic_write(folder / "class.md", _render("class.md", c=view))
-    atomic_write(folder / "class.html", _render("class.html", c=view))
+    atomic_write(folder / "class.md", _render("class.md", c=view, title=title))
+    atomic_write(folder / "class.html", _render("class.html", c=view, title=title))
 
 
 # ------------------------------------------------------------------------ terminal
 
-def summary_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Table:
+def summary_table(results: Sequence[StudentResult], parts: Sequence[str],
+                  labels: Mapping[str, str] | None = None) -> Table:
     """One row per student (sorted by id): score/max, each part's points, misconceptions.
 
     Cells are ``rich.text.Text``, never markup strings, so an id like ``[red]x`` is
@@ -651,7 +618,7 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Tab
     table.add_column("student", overflow="fold", min_width=12)
     table.add_column(f"score\n/{fmt_points(total)}", justify="right", no_wrap=True, min_width=5)
     for p in columns:  # short headers with the maximum, so 8 parts fit an 80-column terminal
-        header = _short(p)
+        header = (labels or {}).get(p) or short_label(p)
         table.add_column(Text(f"{header}\n/{fmt_points(maxima[p])}"), justify="right", no_wrap=True,
                          min_width=len(header))
     table.add_column("issues", overflow="fold")
@@ -680,9 +647,10 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Tab
 TABLE_ROWS = 60  # above this, the terminal gets the class at a glance; class.html has every row
 
 
-def terminal_summary(results: Sequence[StudentResult], parts: Sequence[str]) -> Table:
+def terminal_summary(results: Sequence[StudentResult], parts: Sequence[str],
+                     labels: Mapping[str, str] | None = None) -> Table:
     """The end-of-run table: one row per student for a section, per part for a big class."""
-    return summary_table(results, parts) if len(results) <= TABLE_ROWS else parts_table(results, parts)
+    return summary_table(results, parts, labels) if len(results) <= TABLE_ROWS else parts_table(results, parts)
 
 
 def parts_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Table:
@@ -716,10 +684,9 @@ def parts_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Table
     return table
 
 
-def _short(part: str) -> str:
-    """``SoftmaxWithLoss`` -> ``Softmax``, ``MulLayer`` -> ``Mul``: for narrow tables."""
-    return {"SoftmaxWithLoss": "Soft", "TwoLayerNet": "Net", "ShoppingGraph": "Shop",
-            "Sigmoid": "Sig"}.get(part, part.removesuffix("Layer"))
+def short_label(part: str) -> str:
+    """A column header for narrow tables when the exercise declares none: "XyzLayer" -> "Xyz"."""
+    return part.removesuffix("Layer")[:8]
 
 
 def summary_line(results: Sequence[StudentResult]) -> str:

@@ -21,7 +21,7 @@ def points(value: float) -> float:
 
 @dataclass(slots=True)
 class TestResult:
-    """One graded check, e.g. ``Affine: dW (4-D input)``."""
+    """One graded check, e.g. ``<part>: dW (4-D input)``."""
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -30,8 +30,9 @@ class TestResult:
     score: float
     max_score: float
     status: Status
-    feedback: str = ""
+    feedback: str = ""                # for the student
     misconception: str | None = None
+    instructor: str = ""              # for the instructor only: never in a student's file
 
     def to_json(self) -> dict:
         return {
@@ -42,6 +43,7 @@ class TestResult:
             "status": self.status,
             "feedback": self.feedback,
             "misconception": self.misconception,
+            "instructor": self.instructor,
         }
 
 

@@ -118,7 +118,10 @@ class SandboxUnavailable(RuntimeError):
 
 # --- what this machine supports --------------------------------------------------------
 def find_bwrap() -> str | None:
-    """bubblewrap from the system directories first, then PATH."""
+    """bubblewrap from the system directories first, then PATH; ``$GRADER_BWRAP`` names another
+    (a path that does not exist: a machine without it, as the tests simulate one)."""
+    if os.environ.get("GRADER_BWRAP"):
+        return os.environ["GRADER_BWRAP"]
     return shutil.which("bwrap", path=f"{_SYSTEM_PATH}:/usr/local/bin") or shutil.which("bwrap")
 
 
@@ -240,14 +243,25 @@ def zygote_uid(uid: int) -> int:
 
 def _setpriv(setpriv: str, uid: int | None, pdeathsig: bool = False,
              real_uid: int | None = None) -> list[str]:
-    """setpriv(1): drop to ``uid`` for good (with ``real_uid``: only the effective uid is
-    ``uid``); ``pdeathsig``: die with the parent (set last, after the uid change that would
-    clear it)."""
+    """setpriv(1): drop to ``uid`` for good; ``pdeathsig``: die with the parent (set last,
+    after the uid change that would clear it).
+
+    With ``real_uid`` (a zygote): the process starts as ``uid`` holding only CAP_SETUID and
+    CAP_SETGID as *ambient* capabilities, and the worker itself (``--zygote-uid``) moves
+    its real and saved uid to ``real_uid`` and drops every capability before any student
+    code exists. Not ``--ruid``/``--euid`` at exec: a real uid that differs from the
+    effective one makes the exec "secure", and glibc then ignores ``$ORIGIN`` in RUNPATH -
+    the interpreters of conda and uv find their libpython that way.
+    """
     argv = [setpriv]
     if uid is not None:
-        ids = [f"--reuid={uid}"] if real_uid is None else [f"--ruid={real_uid}", f"--euid={uid}"]
-        argv += [*ids, f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                 "--bounding-set=-all", "--no-new-privs"]
+        argv += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        if real_uid is None:
+            argv += ["--inh-caps=-all", "--bounding-set=-all"]
+        else:
+            argv += ["--inh-caps=-all,+setuid,+setgid", "--ambient-caps=+setuid,+setgid",
+                     "--bounding-set=-all,+setuid,+setgid"]
+        argv.append("--no-new-privs")
     return argv + (["--pdeathsig=KILL"] if pdeathsig else []) + ["--"]
 
 
@@ -349,42 +363,74 @@ def _package_entries(packages: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _grader_paths() -> list[str]:
-    """The grader package and, for a source checkout, its repository."""
-    package = Path(__file__).resolve().parent
-    paths = [str(package)]
-    if (package.parent / "pyproject.toml").exists():
-        paths.append(str(package.parent))
-    return paths
+    """The grader package itself: never inside the sandbox, wherever it is installed.
+
+    Only the package, not "its repository": a venv, a build or a data folder can live in
+    a clone. Course material (solutions, hidden tests, configuration) is hidden by its
+    own paths, which the caller passes as ``hide``.
+    """
+    return [str(Path(__file__).resolve().parent)]
 
 
 class _Mounts:
-    """bubblewrap mount arguments, creating missing parents as traverse-only folders."""
+    """bubblewrap mount arguments, in order, creating every missing parent itself.
+
+    bubblewrap applies mounts in argument order, and folders it creates implicitly for a
+    bind's destination need not be traversable by the sandbox uid. So each mount records
+    what it puts at its path: ``"host"`` (a bind: the host's folders below it exist, with
+    the host's modes) or ``"empty"`` (a tmpfs or a created folder: nothing below it exists
+    until made here). A missing parent is made with mode 0711, for each mount separately.
+    """
 
     def __init__(self) -> None:
         self.args: list[str] = []
-        self.present: list[str] = ["/usr", "/proc", "/dev", "/tmp"]
+        self.kinds: dict[str, str] = {"/": "empty"}
+
+    def _covering(self, path: str) -> tuple[str, str]:
+        """The deepest mount at or above ``path``, and what it holds."""
+        best = "/"
+        for mount in self.kinds:
+            if _under(path, mount) and len(mount) > len(best):
+                best = mount
+        return best, self.kinds[best]
+
+    def _exists(self, path: str) -> bool:
+        mount, kind = self._covering(path)
+        return mount == path or kind == "host"
 
     def _parents(self, path: str) -> None:
         parent = os.path.dirname(path)
-        if parent == "/" or any(_under(parent, p) for p in self.present):
+        if self._exists(parent):
             return
         self._parents(parent)
         self.args += ["--perms", "0711", "--dir", parent]
-        self.present.append(parent)
+        self.kinds[parent] = "empty"
 
     def bind(self, src: str, dest: str) -> None:
         self._parents(dest)
         self.args += ["--ro-bind", src, dest]
-        self.present.append(dest)
+        self.kinds[dest] = "host"
 
-    def mask(self, path: str) -> None:
-        """An empty read-only tmpfs over ``path`` (which is inside a bound folder)."""
-        self.args += ["--perms", "0755", "--tmpfs", path]
+    def tmpfs(self, path: str, perms: str = "0755", size: int | None = None) -> None:
+        """An empty tmpfs at ``path`` (read-only unless ``path`` is the private /tmp)."""
+        self._parents(path)
+        self.args += ["--perms", perms, *(["--size", str(size)] if size else []), "--tmpfs", path]
+        self.kinds[path] = "empty"
+
+    def inside(self, folder: str) -> list[str]:
+        """Mounts and made folders below ``folder``: the worker's clean-up spares them."""
+        return sorted(p for p in self.kinds if p != folder and _under(p, folder))
 
 
 def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: int,
                 packages: tuple[str, ...], env: dict[str, str], command: list[str],
                 hide: list[str], real_uid: int | None = None) -> list[str]:
+    """The bubblewrap command line: whitelist mounts in an order where none hides another.
+
+    The private /tmp comes first, so an interpreter or venv that lives under the host's
+    /tmp is bound *into* it afterwards rather than covered by it; folders made there are
+    passed to the worker (``--keep=``) so that its clean-up after a student spares them.
+    """
     argv = [bwrap, *_namespace_args(), "--die-with-parent", "--new-session",
             "--cap-drop", "ALL"]
     if _is_root():
@@ -395,7 +441,11 @@ def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: i
     for key, value in env.items():
         argv += ["--setenv", key, value]
     mounts = _Mounts()
-    mounts.args += ["--ro-bind", "/usr", "/usr", *_root_links()]
+    mounts.bind("/usr", "/usr")
+    mounts.args += _root_links()
+    mounts.args += ["--proc", "/proc", "--dev", "/dev"]
+    mounts.kinds.update({"/proc": "empty", "/dev": "empty"})
+    mounts.tmpfs("/tmp", perms="1777", size=limits.tmp_mb << 20)
     roots = _python_roots()
     for root in roots:
         mounts.bind(root, root)
@@ -403,14 +453,14 @@ def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: i
     masked: list[str] = []
     for site_dir in _site_dirs():
         if any(_under(site_dir, b) for b in bound):
-            mounts.mask(site_dir)
+            mounts.tmpfs(site_dir)
             masked.append(site_dir)
-    for path in [*_grader_paths(), *hide]:  # e.g. a grader installed under /usr/local
+    for path in [*_grader_paths(), *hide]:  # e.g. a grader or a course inside a bound prefix
         if not os.path.exists(path) or not any(_under(path, b) for b in bound) \
                 or any(_under(path, m) for m in masked):
             continue
         if os.path.isdir(path):
-            mounts.mask(path)
+            mounts.tmpfs(path)
             masked.append(path)
         else:
             mounts.args += ["--ro-bind", "/dev/null", path]
@@ -423,15 +473,15 @@ def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: i
         mounts.args += ["--remount-ro", path]
     mounts.bind(worker, WORKER_PATH)
     mounts.bind(submission, SUBMISSION_PATH)
-    mounts.args += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp",
-                    "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/"]
+    mounts.args += ["--remount-ro", "/"]
     argv += mounts.args
     argv += ["--chdir", SUBMISSION_PATH]
     if _is_root():
         setpriv = _tool("setpriv")
         assert setpriv is not None  # checked by the probe
         argv += _setpriv(setpriv, uid, real_uid=real_uid)
-    return argv + command
+    extra = [f"--zygote-uid={real_uid}"] if real_uid is not None else []
+    return argv + command + extra + [f"--keep={path}" for path in mounts.inside("/tmp")]
 
 
 # --- the launch -----------------------------------------------------------------------
@@ -519,6 +569,23 @@ def _mode_allows(st: os.stat_result, uid: int, gid: int, bits: int) -> bool:
     if st.st_gid == gid:
         return st.st_mode & (bits << 3) == bits << 3
     return st.st_mode & bits == bits
+
+
+def _unreachable_below(root: str, path: str, uid: int) -> str | None:
+    """The first folder from ``root`` down to ``path`` (both included) that ``uid`` cannot
+    traverse, or ``path`` itself if it cannot read it. Inside the sandbox the folders above a
+    bound ``root`` are made traversable; from ``root`` down, the host's modes apply."""
+    parts = [root] + [os.path.join(root, *Path(os.path.relpath(path, root)).parts[:i + 1])
+                      for i in range(len(Path(os.path.relpath(path, root)).parts))] if path != root else [root]
+    for folder in parts:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return folder
+        need = 5 if stat.S_ISDIR(st.st_mode) else 4
+        if not _mode_allows(st, uid, uid, need if folder == path else (1 if stat.S_ISDIR(st.st_mode) else 4)):
+            return folder
+    return None
 
 
 def _unreachable(paths: Sequence[str], uid: int, gid: int) -> str | None:
@@ -634,6 +701,37 @@ def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
         argv, preexec = _wrap(limits, plan.run_as, host_command, drop_here=True, pdeathsig=True)
     return Launch(argv, env, preexec, submission, plan.isolation, submission, worker,
                   plan.run_as)
+
+
+def diagnose(uid: int = WORKER_UID, bwrap: str | None = None) -> list[str]:
+    """Why a sandboxed worker may not start here, each with its fix (empty: nothing found).
+
+    Checks what the worker needs from the host: bubblewrap and util-linux, and, when the
+    submission runs as another uid, that this uid can reach the interpreter, its
+    libraries and every whitelisted package (a 0700 home on the way is the usual cause).
+    """
+    found = []
+    plan = _plan(bwrap or find_bwrap(), uid)
+    if not plan.isolation.full:
+        found.append(f"{plan.isolation}: `grader doctor` says how to get full isolation")
+    if _is_root() and (plan.run_as is not None or plan.isolation.full):
+        try:
+            entries = list(_package_entries(PACKAGES))
+        except ValueError as exc:
+            entries = []
+            found.append(str(exc))
+        roots = ["/usr", *_python_roots()]
+        for path in [*_interpreter_paths(), *roots, *entries]:
+            path = os.path.realpath(path)
+            root = max((r for r in roots if _under(path, r)), key=len, default=path)
+            blocked = _unreachable_below(root, path, uid)
+            if blocked:
+                mode = oct(os.stat(blocked).st_mode & 0o777) if os.path.exists(blocked) else "missing"
+                found.append(f"the sandbox uid {uid} cannot reach {blocked} (mode {mode}), needed for {path}: "
+                             f"`chmod o+x {blocked}` for a folder on the way (o+rX for the files), or put "
+                             "the Python environment where other users can read it")
+                break
+    return found
 
 
 # --- ending a worker ------------------------------------------------------------------

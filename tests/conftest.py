@@ -1,7 +1,9 @@
-"""Shared helpers: build a submission from the reference with edits, and grade it for real."""
+"""Shared helpers: the repository's course, submissions built from the reference with edits,
+and grading them for real (the real sandbox, the real hidden tests run by pytest)."""
 from __future__ import annotations
 
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -10,11 +12,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/mutants.py
 
 import mutants  # noqa: E402
 
-from grader import runner, submission  # noqa: E402
-from grader.course import Course  # noqa: E402
+from grader import course, sandbox  # noqa: E402
+from grader.course import Settings  # noqa: E402
+from grader.grading import Grading  # noqa: E402
+from grader.intake import Submission  # noqa: E402
 from grader.results import StudentResult  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+COURSE = course.find(REPO)
+BACKPROP = COURSE.assignment("backprop")
+SOLUTIONS = BACKPROP.folder
+RELEASE = REPO / "assignments" / "backprop"
+
+
+def command(name: str) -> list[str]:
+    """This interpreter's own console script ``name`` (never another install found on PATH)."""
+    script = Path(sysconfig.get_path("scripts")) / name
+    assert script.exists(), f"the `{name}` command is not installed beside {sys.executable} (pip install -e .)"
+    return [str(script)]
+
+
+GRADER = command("grader")
+TIERS = ("sandbox", "nbgrader", "slow", "layouts")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that grade for real are ``sandbox``; every test of no slower tier is ``fast``
+    (``pytest -m fast`` runs in seconds)."""
+    for item in items:
+        if {"grade", "grading"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(pytest.mark.fast)
+
+
+def make_grading(assignment=None, **settings) -> Grading:
+    """Grading with the repository's course, ``assignment`` (default backprop) and these settings."""
+    return Grading(assignment or BACKPROP, Settings(**settings), COURSE.secrets())
 
 
 def write_submission(folder: Path, edits=(), sources: dict[str, str] | None = None) -> Path:
@@ -30,19 +64,18 @@ def write_submission(folder: Path, edits=(), sources: dict[str, str] | None = No
 
 
 @pytest.fixture(scope="session")
-def hidden_tests():
-    return runner.collect(Course().hidden_tests)
+def grading() -> Grading:
+    return make_grading()
 
 
 @pytest.fixture
-def grade(tmp_path, hidden_tests):
+def grade(tmp_path, grading):
     """Grade a folder with the real sandbox and the real hidden tests."""
-    def run(folder: Path, course: Course | None = None) -> StudentResult:
+    def run(folder: Path, with_: Grading | None = None) -> StudentResult:
         staging = tmp_path / "staging"
         staging.mkdir(exist_ok=True)
         staging.chmod(0o755)
-        return runner.grade(submission.Submission(folder.name, folder), course or Course(),
-                            hidden_tests, staging)
+        return (with_ or grading).grade(Submission(folder.name, folder), staging, sandbox.WORKER_UID)
 
     return run
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import part_scores, write_submission
 
+pytestmark = pytest.mark.sandbox
+
 RESHAPE = "        dx = dx.reshape(*self.original_x_shape)\n"
 WRONG_DB = ("layers.py", "self.db = np.sum(dout, axis=0)", "self.db = np.zeros_like(self.b)")
 
@@ -67,15 +69,14 @@ except Exception:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory, hidden_tests):
-    from grader import runner, submission
-    from grader.course import Course
+def baseline(tmp_path_factory, grading):
+    from grader.intake import Submission
+    from grader.sandbox import WORKER_UID
 
     folder = write_submission(tmp_path_factory.mktemp("baseline") / "baseline", [WRONG_DB])
     staging = tmp_path_factory.mktemp("staging")
     staging.chmod(0o755)
-    return part_scores(runner.grade(submission.Submission("baseline", folder), Course(),
-                                    hidden_tests, staging))
+    return part_scores(grading.grade(Submission("baseline", folder), staging, WORKER_UID))
 
 
 @pytest.mark.parametrize("attack", ATTACKS)

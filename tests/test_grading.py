@@ -12,20 +12,23 @@ import re
 import subprocess
 
 import pytest
-from conftest import REPO
+from conftest import BACKPROP, GRADER, REPO, SOLUTIONS
 
-from grader import catalogue, release
-from grader.exercises import ALL, PARTS
+from grader.authoring import release
+from grader.judging.misconceptions import catalogue
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 CLASS = REPO / "examples" / "class"
 EXPECTED = json.loads((CLASS / "EXPECTED.json").read_text())
-MAX = {e.part: e.max_points for e in ALL}
+PARTS = BACKPROP.parts
+MAX = {e.part: e.max_points for e in BACKPROP.exercises}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    proc = subprocess.run(["grader", "grade", str(CLASS), "--out", str(out), "--jobs", "2"],
+    proc = subprocess.run([*GRADER, "grade", str(CLASS), "--out", str(out), "--jobs", "2"],
                           capture_output=True, text=True, timeout=600)
     return proc, out
 
@@ -73,7 +76,7 @@ def test_each_part_scores_as_a_careful_grader_would(graded):
 
 def test_report_json_contract(graded):
     _, out = graded
-    known = set(catalogue.catalogue())
+    known = set(catalogue(BACKPROP.exercises))
     for student in EXPECTED:
         data = report(out, student)
         assert data["student"] == student
@@ -81,7 +84,7 @@ def test_report_json_contract(graded):
         assert data["score"] == pytest.approx(sum(p["score"] for p in data["parts"].values()))
         for test in data["tests"]:
             assert set(test) == {"name", "part", "score", "max_score", "status", "feedback",
-                                 "misconception"}
+                                 "misconception", "instructor"}
             assert test["status"] in ("passed", "failed", "error", "timeout")
             assert test["misconception"] is None or test["misconception"] in known
             assert test["score"] in (0, test["max_score"])
@@ -133,10 +136,9 @@ def test_broken_files_are_reported_clearly(graded):
 def test_feedback_never_shows_solution_or_hidden_test_code(graded):
     _, out = graded
     secret = set()
-    for path in (REPO / "solutions" / "backprop").glob("*.py"):
+    for path in SOLUTIONS.glob("*.py"):
         secret |= release.solution_lines(path.read_text())
-    for path in [*(REPO / "grader" / "hidden_tests").glob("*.py"),
-                 *(REPO / "grader" / "exercises").glob("*.py")]:
+    for path in (SOLUTIONS / "hidden").rglob("*.py"):
         for line in path.read_text().splitlines():
             code = line.strip()
             if len(code) > 20 and not code.startswith(('"', "'", "#", "from ", "import ")):
@@ -153,17 +155,17 @@ def test_feedback_never_shows_solution_or_hidden_test_code(graded):
 def test_same_submission_same_score(graded, tmp_path):
     _, out = graded
     again = tmp_path / "again"
-    subprocess.run(["grader", "grade", str(CLASS), "--out", str(again), "--jobs", "1"],
+    subprocess.run([*GRADER, "grade", str(CLASS), "--out", str(again), "--jobs", "1"],
                    check=True, capture_output=True, timeout=600)
     assert (again / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
 
 
 def test_grade_help_shows_an_example():
-    proc = subprocess.run(["grader", "grade", "--help"], capture_output=True, text=True, check=True)
+    proc = subprocess.run([*GRADER, "grade", "--help"], capture_output=True, text=True, check=True)
     assert "Example:" in proc.stdout and "grader grade examples/class --out reports" in proc.stdout
 
 
 def test_a_missing_submissions_folder_is_a_clear_error(tmp_path):
-    proc = subprocess.run(["grader", "grade", str(tmp_path / "nope"), "--out", str(tmp_path / "r")],
+    proc = subprocess.run([*GRADER, "grade", str(tmp_path / "nope"), "--out", str(tmp_path / "r")],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "does not exist" in proc.stderr

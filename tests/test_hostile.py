@@ -22,7 +22,7 @@ the wrong-db baseline swap in the reference Affine if they ever reach it, so a l
 shows up as points.
 
 How the assertions were shown to fail: the "learning" attacks graded with
-``Course(sandbox="off")`` (a throwaway run, the fork bomb and daemon left out) read
+``make_grading(sandbox="off")`` (a throwaway run, the fork bomb and daemon left out) read
 ``solutions/`` and the hidden tests, imported ``grader.reference``, read the
 reference through ``/proc/<pid>/root``, connected to the test's loopback listener,
 overwrote another student's report.json, grades.csv and the /tmp sentinel: Affine
@@ -53,15 +53,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import BACKPROP, GRADER, REPO, make_grading
 from hostile import attacks as A
 from hostile.procs import kill_group
 
 from grader.batch import grade_class
-from grader.course import Course
-from grader.exercises import PARTS
 from grader.reports import REPORT_CAP
 from grader.sandbox import WORKER_UID, Limits
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 # a known hole: strict, and only an AssertionError counts (a broken check, which calls
 # pytest.fail, or an exception, is a real failure, not the expected one)
@@ -70,7 +70,8 @@ CALL_SECONDS = 2.0
 # processes=8: a small process budget, so the fork bomb reaches it at once (each grading
 # process leases its own uid machine-wide, so the bomb cannot reach anyone else's;
 # see test_a_fork_bomb_in_another_batch_...).
-COURSE = Course(limits=Limits(call_seconds=CALL_SECONDS, processes=8))
+COURSE = make_grading(limits=Limits(call_seconds=CALL_SECONDS, processes=8))
+PARTS = BACKPROP.parts
 SANDBOX_UIDS = range(WORKER_UID - 34, WORKER_UID + 1)  # 65500..65534: every slot uid
 FORWARD_ITEM = re.compile(r"^\w+: (forward|loss|price) \(")
 HONEST = {"honest-ref": "reference", "honest-wrongdb": "wrong-db"}
@@ -391,7 +392,7 @@ def test_output_flood_is_capped_and_reports_stay_small(batch):
     rep = batch.report("output-flood")
     output = rep.get("output", "")
     assert output.startswith("flood"), output[:100]
-    assert len(output.encode()) <= COURSE.limits.output_bytes + 200, len(output.encode())
+    assert len(output.encode()) <= COURSE.settings.limits.output_bytes + 200, len(output.encode())
     assert re.search(r"\b(19\d|20\d)\d{6} more bytes", output), output[-200:]  # ~200 MB dropped
     total = sum(p.stat().st_size for p in (batch.out / "output-flood").iterdir())
     assert total <= 4 * REPORT_CAP
@@ -465,7 +466,7 @@ def test_no_process_outlives_its_grading(batch):
 
 
 # --- attacks graded on their own -----------------------------------------------------------
-def _grade_alone(grade, tmp_path, name: str, host: Host, course: Course = COURSE):
+def _grade_alone(grade, tmp_path, name: str, host: Host, course=COURSE):
     folder = tmp_path / name
     A.write(folder, A.ATTACKS[name].sources(dataclasses.replace(host.context, submission=str(folder))))
     started = time.monotonic()
@@ -486,8 +487,8 @@ def test_memory_of_forked_children_counts_against_the_limit(grade, tmp_path, hos
     found = A.reports(result.output).get("fork-memory", [{}])[0]
     if found.get("children") != 4:
         pytest.fail(f"the attack did not run as meant, the check would be blind: {result.output[:300]}")
-    assert found["held_mb"] <= COURSE.limits.memory_mb, (
-        f"the submission held {found['held_mb']} MB at once (memory_mb = {COURSE.limits.memory_mb})")
+    assert found["held_mb"] <= COURSE.settings.limits.memory_mb, (
+        f"the submission held {found['held_mb']} MB at once (memory_mb = {COURSE.settings.limits.memory_mb})")
 
 
 def _shmem_mb() -> int:
@@ -582,7 +583,7 @@ def test_a_fork_bomb_in_another_batch_does_not_cost_this_one(tmp_path, host):
     config.write_text("[limits]\ncall_seconds = 4.0\n")
     tmp = tmp_path / "tmp"  # the killed run's staging folders stay here, not in /tmp
     tmp.mkdir(mode=0o755)
-    first = subprocess.Popen(["grader", "grade", str(bombs), "--out", str(tmp_path / "r1"), "--jobs", "2",
+    first = subprocess.Popen([*GRADER, "grade", str(bombs), "--out", str(tmp_path / "r1"), "--jobs", "2",
                               "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True, env={**os.environ, "TMPDIR": str(tmp)})
     try:
@@ -592,7 +593,7 @@ def test_a_fork_bomb_in_another_batch_does_not_cost_this_one(tmp_path, host):
                        if uid in SANDBOX_UIDS and first.pid in _ancestors(table, pid)) < 40
         if wait_for(quiet, 20):
             pytest.fail("the bombs never went off: the check would be blind")
-        second = subprocess.run(["grader", "grade", str(honest), "--out", str(tmp_path / "r2"), "--jobs", "2"],
+        second = subprocess.run([*GRADER, "grade", str(honest), "--out", str(tmp_path / "r2"), "--jobs", "2"],
                                 capture_output=True, text=True, timeout=120,
                                 env={**os.environ, "TMPDIR": str(tmp)})
     finally:  # the whole first run: the CLI, its job processes; their sandboxes die with them

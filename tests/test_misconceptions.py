@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import mutants
 import pytest
-from conftest import write_submission
+from conftest import BACKPROP, SOLUTIONS, make_grading, write_submission
 
-from grader import batch, catalogue
-from grader.course import Course
+from grader import batch
+from grader.judging.misconceptions import catalogue as catalogue_of
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+def catalogue() -> dict:
+    return catalogue_of(BACKPROP.exercises)
+
 
 # a mutant whose id differs from the catalogue id it must be diagnosed as
 ALIASES = {"forgot-dout-affine": "forgot-dout"}
@@ -28,7 +35,7 @@ def diagnosed(tmp_path_factory):
     for mutant_id, edits in EXTRA.items():
         write_submission(root / mutant_id, edits)
     full = {}  # Batch.results are slim (no feedback); on_done sees each full result
-    batch.grade_class(root, tmp_path_factory.mktemp("reports"), Course(), jobs=2,
+    batch.grade_class(root, tmp_path_factory.mktemp("reports"), make_grading(), jobs=2,
                       on_done=lambda r: full.__setitem__(r.student, r))
     return full
 
@@ -41,26 +48,24 @@ def test_mistake_is_named(diagnosed, mutant_id):
         (t.name, t.misconception, t.feedback[:200]) for t in result.tests if t.status != "passed"]
     assert result.score < result.max_score
     named = next(t for t in result.tests if t.misconception == expected)
-    title, _ = catalogue.catalogue()[expected]
+    title = catalogue()[expected].title
     if expected not in ("duplicate-class", "missing-class"):  # named by static reading instead
         assert title in named.feedback
 
 
 def test_every_catalogue_entry_is_exercised():
     tested = {ALIASES.get(m, m) for m in [*mutants.MUTANTS, *EXTRA]}
-    assert set(catalogue.catalogue()) <= tested, set(catalogue.catalogue()) - tested
+    assert set(catalogue()) <= tested, set(catalogue()) - tested
 
 
 def test_hints_do_not_hand_over_the_solution():
     """A hint explains; it never contains a complete line of the reference's backward code."""
-    from conftest import REPO
-
-    from grader import release
+    from grader.authoring import release
     lines = set()
-    for path in (REPO / "solutions" / "backprop").glob("*.py"):
+    for path in SOLUTIONS.glob("*.py"):
         lines |= release.solution_lines(path.read_text())
-    for title, hint in catalogue.catalogue().values():
-        assert not [line for line in lines if line in hint or line in title]
+    for m in catalogue().values():
+        assert not [line for line in lines if line in m.hint or line in m.title]
 
 
 def test_an_edited_init_is_graded_with_the_students_own_weights(grade, tmp_path):

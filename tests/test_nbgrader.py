@@ -16,18 +16,18 @@ import os
 import re
 import shutil
 import subprocess
-import sysconfig
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import BACKPROP, RELEASE, SOLUTIONS, command
 from nbgrader.api import Gradebook
 
-from grader import notebook, paths
-from grader.exercises import ALL
-from grader.release import solution_lines
+from grader.authoring.release import solution_lines
 
-MAX = {e.part: float(e.max_points) for e in ALL}
+pytestmark = [pytest.mark.nbgrader, pytest.mark.slow]
+
+MAX = {e.part: float(e.max_points) for e in BACKPROP.exercises}
 TOTAL = sum(MAX.values())
 HIDDEN_CALL = "from grader.nb import check"
 PATCH_NUMPY = """import numpy as np
@@ -38,7 +38,7 @@ np.testing.assert_allclose = lambda *a, **k: None
 """
 PATCH_GRADER = f"""import grader.nb
 POINTS = {MAX!r}
-grader.nb.check = lambda part: print(part, "- all checks passed") or POINTS[part]
+grader.nb.check = lambda part, *rest: print(part, "- all checks passed") or POINTS[part]
 """
 STDERR = """import sys, warnings
 get_ipython().events.register("pre_run_cell", lambda *a: print("RuntimeWarning: overflow in exp", file=sys.stderr))
@@ -53,9 +53,7 @@ db.close()
 
 
 def script(name: str) -> list[str]:
-    found = Path(sysconfig.get_path("scripts")) / name
-    assert found.exists() or shutil.which(name), f"the `{name}` command is not installed"
-    return [str(found if found.exists() else shutil.which(name))]
+    return command(name)
 
 
 def run(args: list, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -101,9 +99,10 @@ DB_MEAN = ("self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)")
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("nbgrader")
-    shutil.copytree(paths.SOLUTIONS, root / "solutions")  # the course's own reference (a kernel will write to it)
-    toml = root / "grader.toml"
-    toml.write_text('seed = 4242\nsolutions = "solutions"\n', encoding="utf-8")
+    # the grader's course: its own copy of the assignment (a kernel will write to it), its settings
+    shutil.copytree(SOLUTIONS, root / "solutions" / "backprop")
+    toml = root / "course.toml"
+    toml.write_text('seed = 4242\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "PYTHONPATH", "GRADER_CONFIG"}}
     env.update(JUPYTER_CONFIG_DIR=str(root / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(root / "runtime"),
                PYTHONDONTWRITEBYTECODE="1")
@@ -161,7 +160,7 @@ def feedback_text(course, student: str) -> str:
 
 def test_nbgrader_release_is_the_committed_student_notebook(course):
     """generate_assignment's release and `grader release`'s notebook hold the same cells."""
-    ours = json.loads((paths.ASSIGNMENT / notebook.NOTEBOOK).read_text(encoding="utf-8"))
+    ours = json.loads((RELEASE / BACKPROP.notebook).read_text(encoding="utf-8"))
     theirs = course.hand.release
     assert [(c["id"], "".join(c["source"])) for c in theirs["cells"]] == \
         [(c["id"], "".join(c["source"])) for c in ours["cells"]]
@@ -223,7 +222,7 @@ def test_hostile_kernels_gain_nothing(course):
 
 
 def test_feedback_shows_our_feedback_and_no_hidden_or_solution_line(course):
-    secret = set().union(*(solution_lines((paths.SOLUTIONS / n).read_text("utf-8")) for n in notebook.FILES))
+    secret = set().union(*(solution_lines((SOLUTIONS / n).read_text("utf-8")) for n in BACKPROP.files))
     for student in course.students:
         text = feedback_text(course, student)
         assert HIDDEN_CALL not in text and "HIDDEN TESTS" not in text, student
@@ -247,7 +246,7 @@ def test_feedback_shows_our_feedback_and_no_hidden_or_solution_line(course):
 
 def test_kernels_that_write_the_gradebook_or_the_reference_are_undone_and_not_graded(course):
     before = gradebook(course)
-    target = course.root / "solutions" / "layers.py"
+    target = course.root / "solutions" / "backprop" / "layers.py"
     kept = target.read_bytes()
     course.hand.hand_in("zz-gradebook", extra=[WRITE_GRADEBOOK])
     course.hand.hand_in("zz-files", extra=[f"open({str(target)!r}, 'a').write('\\n# edited by a student\\n')\n"])

@@ -17,14 +17,14 @@ from pathlib import Path
 import nbformat
 import pytest
 from click.testing import CliRunner
+from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS  # noqa: E402
 
-from grader import notebook, paths
+from grader.authoring import notebook as authoring
+from grader.authoring.release import solution_lines
 from grader.cli import main
-from grader.exercises import ALL, PARTS
-from grader.release import solution_lines
-from grader.submission import Submission, stage
+from grader.intake import notebook as intake_nb
+from grader.intake.submission import Submission, stage
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "class"
 
 
@@ -49,7 +49,7 @@ def write_nb(path: Path, nb) -> Path:
 
 
 def reference_files() -> dict[str, str]:
-    return {name: (paths.SOLUTIONS / name).read_text(encoding="utf-8") for name in notebook.FILES}
+    return {name: (SOLUTIONS / name).read_text(encoding="utf-8") for name in BACKPROP.files}
 
 
 def part_scores(result) -> dict[str, float]:
@@ -60,35 +60,35 @@ def part_scores(result) -> dict[str, float]:
 
 
 def test_source_notebook_has_one_grade_cell_per_part_worth_its_max_points():
-    nb = notebook.source_notebook()
+    nb = authoring.source_notebook(BACKPROP)
     grades = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    assert [c.metadata.nbgrader.grade_id for c in grades] == PARTS
+    assert [c.metadata.nbgrader.grade_id for c in grades] == BACKPROP.parts
     assert {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.points for c in grades} == \
-        {e.part: float(e.max_points) for e in ALL}
+        {e.part: float(e.max_points) for e in BACKPROP.exercises}
     for cell in grades:
         assert cell.metadata.nbgrader.locked and not cell.metadata.nbgrader.solution
-        hidden = notebook.strip_hidden(cell.source)
+        hidden = authoring.strip_hidden(cell.source)
         secret = [line for line in cell.source.splitlines() if line not in hidden.splitlines()]
         part = cell.metadata.nbgrader.grade_id
         # the hidden region is one call of the installed check: no test code in the notebook
-        assert secret == [notebook.BEGIN_HIDDEN, f"from grader.nb import check; check({part!r})",
-                          notebook.END_HIDDEN]
+        assert secret == [authoring.BEGIN_HIDDEN, f"from grader.nb import check; check({part!r}, 'backprop')",
+                          authoring.END_HIDDEN]
 
 
 def test_each_grade_cell_follows_the_cell_defining_its_class():
-    nb = notebook.source_notebook()
+    nb = authoring.source_notebook(BACKPROP)
     for i, cell in enumerate(nb.cells):
         part = cell.metadata.get("grader", {}).get("part")
         if part:
-            exercise = next(e for e in ALL if e.part == part)
+            exercise = next(e for e in BACKPROP.exercises if e.part == part)
             name = getattr(exercise, "cls", None) or exercise.function
             assert f"\n{'class' if getattr(exercise, 'cls', None) else 'def'} {name}" in nb.cells[i - 1].source
 
 
 def test_source_notebook_keeps_every_solution_region_as_an_nbgrader_solution_cell():
-    nb = notebook.source_notebook()
-    for name in notebook.FILES:
-        regions = (paths.SOLUTIONS / name).read_text(encoding="utf-8").count("### BEGIN SOLUTION")
+    nb = authoring.source_notebook(BACKPROP)
+    for name in BACKPROP.files:
+        regions = (SOLUTIONS / name).read_text(encoding="utf-8").count("### BEGIN SOLUTION")
         cells = [c for c in nb.cells if c.metadata.get("grader", {}).get("file") == name]
         assert sum(c.source.count("### BEGIN SOLUTION") for c in cells) == regions
         for cell in cells:
@@ -97,14 +97,14 @@ def test_source_notebook_keeps_every_solution_region_as_an_nbgrader_solution_cel
 
 
 def test_student_notebook_has_no_solution_no_hidden_line_and_a_stub_per_region():
-    nb = json.loads((paths.ASSIGNMENT / notebook.NOTEBOOK).read_text(encoding="utf-8"))
+    nb = json.loads((RELEASE / BACKPROP.notebook).read_text(encoding="utf-8"))
     text = "\n".join("".join(c["source"]) for c in nb["cells"])
     rows = text.splitlines()
     lines = {line.strip() for line in rows} | {line.split("#")[0].strip() for line in rows}
-    for name in notebook.FILES:
-        secret = solution_lines((paths.SOLUTIONS / name).read_text(encoding="utf-8"))
+    for name in BACKPROP.files:
+        secret = solution_lines((SOLUTIONS / name).read_text(encoding="utf-8"))
         assert secret and not secret & lines, f"solution lines of {name} leaked into the notebook"
-    regions = sum((paths.SOLUTIONS / n).read_text("utf-8").count("### BEGIN SOLUTION") for n in notebook.FILES)
+    regions = sum((SOLUTIONS / n).read_text("utf-8").count("### BEGIN SOLUTION") for n in BACKPROP.files)
     code = "\n".join("".join(c["source"]) for c in code_cells(nb))
     assert code.count("raise NotImplementedError()") == code.count("# YOUR CODE HERE") == regions
     assert "SOLUTION" not in text and "HIDDEN" not in text and "grader.nb" not in text
@@ -114,29 +114,30 @@ def test_student_notebook_has_no_solution_no_hidden_line_and_a_stub_per_region()
 
 def test_released_notebook_is_the_py_stubs_as_cells():
     """Single source: the notebook's files are the released .py files, statement for statement."""
-    extracted = notebook.extract(paths.ASSIGNMENT / notebook.NOTEBOOK)
-    for name in notebook.FILES:
+    extracted = intake_nb.extract(RELEASE / BACKPROP.notebook, BACKPROP)
+    for name in BACKPROP.files:
         def statements(text: str) -> list[str]:
             return [ast.dump(node) for node in ast.parse(text).body
                     if not (isinstance(node, ast.ImportFrom) and node.module in ("layers", "two_layer_net"))]
-        assert statements(extracted.sources[name]) == statements((paths.ASSIGNMENT / name).read_text("utf-8"))
+        assert statements(extracted.sources[name]) == statements((RELEASE / name).read_text("utf-8"))
 
 
 def test_put_back_imports_match_what_the_solution_files_import():
-    for name in notebook.FILES:
-        tree = ast.parse((paths.SOLUTIONS / name).read_text(encoding="utf-8"))
+    for name in BACKPROP.files:
+        tree = ast.parse((SOLUTIONS / name).read_text(encoding="utf-8"))
         siblings = tuple(n.module for n in tree.body if isinstance(n, ast.ImportFrom)
-                         and n.module in {Path(f).stem for f in notebook.FILES})
-        assert notebook.IMPORTS.get(name, ()) == siblings
-        cells = [c.source for c in notebook.source_notebook().cells
+                         and n.module in {Path(f).stem for f in BACKPROP.files})
+        assert BACKPROP.sibling_imports.get(name, ()) == siblings
+        cells = [c.source for c in authoring.source_notebook(BACKPROP).cells
                  if c.metadata.get("grader", {}).get("file") == name]
         assert not any(f"from {m} import" in s for s in cells for m in siblings), "dropped in the notebook"
 
 
 def test_generation_is_deterministic():
-    assert notebook.dumps(notebook.student_notebook()) == notebook.dumps(notebook.student_notebook())
-    assert notebook.dumps(notebook.student_notebook()) == \
-        (paths.ASSIGNMENT / notebook.NOTEBOOK).read_text(encoding="utf-8")
+    first = authoring.dumps(authoring.student_notebook(BACKPROP))
+    assert first == authoring.dumps(authoring.student_notebook(BACKPROP))
+    assert authoring.dumps(authoring.student_notebook(BACKPROP)) == \
+        (RELEASE / BACKPROP.notebook).read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------ extraction
@@ -145,8 +146,8 @@ def test_generation_is_deterministic():
 def test_cells_are_found_by_metadata_then_marker_then_class_name(tmp_path):
     files = reference_files()
     for tag in ("metadata", "marker", "none"):
-        got = notebook.extract(write_nb(tmp_path / f"{tag}.ipynb", as_notebook(files, tag=tag)))
-        assert sorted(got.sources) == sorted(notebook.FILES), tag
+        got = intake_nb.extract(write_nb(tmp_path / f"{tag}.ipynb", as_notebook(files, tag=tag)), BACKPROP)
+        assert sorted(got.sources) == sorted(BACKPROP.files), tag
         assert "class Affine" in got.sources["layers.py"]
         assert got.sources["two_layer_net.py"].startswith("from layers import *")
         if tag == "none":
@@ -158,7 +159,7 @@ def test_a_files_cells_are_joined_in_order_and_scratch_cells_are_left_out(tmp_pa
     nb.cells.append(nbformat.v4.new_code_cell("print(A)  # trying things"))
     nb.cells.append(nbformat.v4.new_code_cell("# file: layers.py\nB = A + 1"))
     nb.cells.append(nbformat.v4.new_code_cell("# just a note"))
-    got = notebook.extract(write_nb(tmp_path / "x.ipynb", nb))
+    got = intake_nb.extract(write_nb(tmp_path / "x.ipynb", nb), BACKPROP)
     assert got.sources["layers.py"] == "import numpy as np\nA = 1\n\n# file: layers.py\nB = A + 1\n"
     assert any("Cell 3 (`print(A)  # trying things`) is not part of any file" in n for n in got.notes)
     assert not any("Cell 5" in n for n in got.notes), "a comment-only cell is not worth a note"
@@ -166,8 +167,8 @@ def test_a_files_cells_are_joined_in_order_and_scratch_cells_are_left_out(tmp_pa
 
 
 def test_grade_cells_are_never_code_of_a_file(tmp_path):
-    nb = notebook.source_notebook()  # grade cells hold the check call (as after autograde)
-    got = notebook.extract(write_nb(tmp_path / "src.ipynb", nb))
+    nb = authoring.source_notebook(BACKPROP)  # grade cells hold the check call (as after autograde)
+    got = intake_nb.extract(write_nb(tmp_path / "src.ipynb", nb), BACKPROP)
     assert not any("grader.nb" in text or "Autograded" in text for text in got.sources.values())
 
 
@@ -175,25 +176,25 @@ def test_magics_are_commented_out_keeping_line_numbers(tmp_path):
     code = ("!pip install numpy\n%matplotlib inline\nfiles = !ls\nimport numpy as np\n"
             "def f(x):\n    %time y = x\n    return x\n\nclass MulLayer:\n    pass")
     nb = as_notebook({"layers.py": code})
-    got = notebook.extract(write_nb(tmp_path / "m.ipynb", nb))
+    got = intake_nb.extract(write_nb(tmp_path / "m.ipynb", nb), BACKPROP)
     text = got.sources["layers.py"]
     assert len(text.splitlines()) == len(code.splitlines())
     compile(text, "layers.py", "exec")
     assert "# !pip install numpy" in text and "    pass  # %time y = x" in text
     assert any("4 magic or shell line(s)" in n for n in got.notes)
     valid = "x = (3\n% 2)\n"  # Python already: a leading % continues the expression
-    assert notebook.comment_magics(valid) == (valid, 0)
+    assert intake_nb.comment_magics(valid) == (valid, 0)
 
 
 def test_outputs_and_nbformat_3_are_handled(tmp_path):
     nb = as_notebook(reference_files())
     nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="E", evalue="x", traceback=["boom"]),
                            nbformat.v4.new_output("stream", name="stderr", text="w" * 100000)]
-    got = notebook.extract(write_nb(tmp_path / "out.ipynb", nb))
-    assert got.sources["layers.py"] == (paths.SOLUTIONS / "layers.py").read_text(encoding="utf-8")
+    got = intake_nb.extract(write_nb(tmp_path / "out.ipynb", nb), BACKPROP)
+    assert got.sources["layers.py"] == (SOLUTIONS / "layers.py").read_text(encoding="utf-8")
     v3 = {"nbformat": 3, "worksheets": [{"cells": [
         {"cell_type": "code", "input": "# file: layers.py\nX = 1\n", "outputs": []}]}]}
-    got = notebook.extract(write_nb(tmp_path / "v3.ipynb", v3))
+    got = intake_nb.extract(write_nb(tmp_path / "v3.ipynb", v3), BACKPROP)
     assert got.sources == {"layers.py": "# file: layers.py\nX = 1\n"}
 
 
@@ -206,9 +207,9 @@ def test_a_broken_notebook_is_named_in_the_error_and_in_the_notes(tmp_path, data
     folder = tmp_path / "student"
     folder.mkdir()
     (folder / "backprop.ipynb").write_bytes(data)
-    with pytest.raises(notebook.NotebookError, match=message):
-        notebook.extract(folder / "backprop.ipynb")
-    staged = stage(Submission("student", folder), tmp_path / "staged")
+    with pytest.raises(intake_nb.NotebookError, match=message):
+        intake_nb.extract(folder / "backprop.ipynb", BACKPROP)
+    staged = stage(Submission("student", folder), tmp_path / "staged", BACKPROP)
     assert any(note.startswith(message) and "Nothing could be graded" in note for note in staged.notes)
     assert not list(staged.folder.glob("*.py"))
 
@@ -220,8 +221,8 @@ def test_stage_takes_a_renamed_notebook_and_ignores_checkpoints(tmp_path):
     folder = tmp_path / "alice"
     write_nb(folder / "Copy of backprop (1).ipynb", as_notebook(reference_files()))
     write_nb(folder / ".ipynb_checkpoints" / "backprop-checkpoint.ipynb", as_notebook({"layers.py": "bad ="}))
-    staged = stage(Submission("alice", folder), tmp_path / "staged")
-    assert sorted(p.name for p in staged.folder.glob("*.py")) == sorted(notebook.FILES)
+    staged = stage(Submission("alice", folder), tmp_path / "staged", BACKPROP)
+    assert sorted(p.name for p in staged.folder.glob("*.py")) == sorted(BACKPROP.files)
     assert staged.notes[0].startswith("Your notebook Copy of backprop (1).ipynb was graded (layers.py from cell 2")
     assert "class Affine" in (staged.folder / "layers.py").read_text(encoding="utf-8")
 
@@ -231,7 +232,7 @@ def test_stage_prefers_py_files_over_a_notebook(tmp_path):
     write_nb(folder / "backprop.ipynb", as_notebook({"layers.py": "X = 1"}))
     for name, text in reference_files().items():
         (folder / name).write_text(text, encoding="utf-8")
-    staged = stage(Submission("bob", folder), tmp_path / "staged")
+    staged = stage(Submission("bob", folder), tmp_path / "staged", BACKPROP)
     assert (staged.folder / "layers.py").read_text(encoding="utf-8") == reference_files()["layers.py"]
     assert not any("notebook" in n for n in staged.notes)
 
@@ -241,7 +242,7 @@ def test_a_cell_missing_from_the_notebook_is_a_missing_file(tmp_path):
     del files["buy_apple_orange.py"]
     folder = tmp_path / "carol"
     write_nb(folder / "backprop.ipynb", as_notebook(files))
-    staged = stage(Submission("carol", folder), tmp_path / "staged")
+    staged = stage(Submission("carol", folder), tmp_path / "staged", BACKPROP)
     assert "buy_apple_orange.py is missing (no cell of the notebook belongs to it)." in staged.notes
     assert sorted(p.name for p in staged.folder.glob("*.py")) == ["layers.py", "two_layer_net.py"]
 
@@ -249,7 +250,7 @@ def test_a_cell_missing_from_the_notebook_is_a_missing_file(tmp_path):
 @pytest.mark.parametrize("student", ["seed-000", "syntax-error", "no-transpose", "missing-class"])
 def test_a_notebook_scores_exactly_as_the_same_py_files(tmp_path, grade, student):
     """The example class's files, pasted into notebook cells as they are: same score per part."""
-    files = {n: (EXAMPLES / student / n).read_text(encoding="utf-8") for n in notebook.FILES}
+    files = {n: (EXAMPLES / student / n).read_text(encoding="utf-8") for n in BACKPROP.files}
     as_files = grade(shutil.copytree(EXAMPLES / student, tmp_path / "py" / student))
     as_cells = grade(write_nb(tmp_path / "nb" / student / "hw.ipynb", as_notebook(files)).parent)
     assert part_scores(as_cells) == part_scores(as_files)
@@ -260,13 +261,13 @@ def test_grader_grade_accepts_nbgrader_submitted_layout(tmp_path):
     """`grader grade submitted/` on nbgrader's submitted/<student>/<assignment>/<nb>.ipynb."""
     root = tmp_path / "submitted"
     (root / "dave" / "backprop").mkdir(parents=True)
-    shutil.copy(paths.ASSIGNMENT / notebook.NOTEBOOK, root / "dave" / "backprop" / notebook.NOTEBOOK)
-    write_nb(root / "erin" / "backprop" / "backprop.ipynb", notebook.source_notebook())
+    shutil.copy(RELEASE / BACKPROP.notebook, root / "dave" / "backprop" / BACKPROP.notebook)
+    write_nb(root / "erin" / "backprop" / "backprop.ipynb", authoring.source_notebook(BACKPROP))
     result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1"])
     assert result.exit_code == 0, result.output
     erin = json.loads((tmp_path / "out" / "erin" / "report.json").read_text(encoding="utf-8"))
     dave = json.loads((tmp_path / "out" / "dave" / "report.json").read_text(encoding="utf-8"))
-    assert erin["score"] == erin["max_score"] == sum(e.max_points for e in ALL)
+    assert erin["score"] == erin["max_score"] == sum(e.max_points for e in BACKPROP.exercises)
     assert 0 < dave["score"] < dave["max_score"] and dave["parts"]["ShoppingGraph"]["score"] == 0
     assert dave["notes"][0].startswith("Your notebook backprop.ipynb was graded")
 
@@ -275,8 +276,8 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     """SUBMISSIONS/<student>.ipynb, as an LMS export hands them in: graded as the same notebook in a folder."""
     root, folders = tmp_path / "class", tmp_path / "folders"
     root.mkdir()
-    write_nb(root / "gina.ipynb", notebook.source_notebook())
-    shutil.copy(paths.ASSIGNMENT / notebook.NOTEBOOK, root / "hank.ipynb")
+    write_nb(root / "gina.ipynb", authoring.source_notebook(BACKPROP))
+    shutil.copy(RELEASE / BACKPROP.notebook, root / "hank.ipynb")
     files = reference_files()
     files["layers.py"] = files["layers.py"].replace("np.sum(dout, axis=0)", "np.mean(dout, axis=0)")
     write_nb(root / "iris.ipynb", as_notebook(files))
@@ -284,7 +285,7 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     shutil.copytree(EXAMPLES / "seed-000", root / "jack")
     (root / "notes.txt").write_text("not a hand-in", encoding="utf-8")
     (root / "kim.ipynb").write_bytes(b'{"cells": [')  # cut off while uploading
-    write_nb(root / "bad id.ipynb", notebook.source_notebook())
+    write_nb(root / "bad id.ipynb", authoring.source_notebook(BACKPROP))
     for student in ("gina", "hank", "iris"):
         shutil.copy(root / f"{student}.ipynb", write_dir(folders / student) / "hw.ipynb")
     loose = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "2"])
@@ -305,7 +306,7 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
         assert got["notes"][0].startswith(f"Your notebook {student}.ipynb was graded"), got["notes"]
     scores = {s: json.loads((tmp_path / "out" / s / "report.json").read_text(encoding="utf-8"))["score"]
               for s in ("gina", "hank", "iris", "jack")}
-    assert scores["gina"] == sum(e.max_points for e in ALL) and scores["iris"] == scores["gina"] - 3
+    assert scores["gina"] == sum(e.max_points for e in BACKPROP.exercises) and scores["iris"] == scores["gina"] - 3
     assert scores["hank"] < scores["gina"]
     jack = json.loads((tmp_path / "out" / "jack" / "report.json").read_text(encoding="utf-8"))
     assert not any("notebook" in n for n in jack["notes"]), "the folder, not the notebook, was graded"
@@ -318,7 +319,7 @@ def write_dir(path: Path) -> Path:
 
 # ------------------------------------------------------------ the in-kernel check
 
-CHECK = ("from grader.nb import check\nimport sys\nr = check({part!r})\n"
+CHECK = ("from grader.nb import check\nimport sys\nr = check({part!r}, 'backprop')\n"
          "print('RESULT', type(r).__name__, repr(r))\n")
 
 
@@ -341,7 +342,7 @@ def test_check_prints_feedback_and_returns_a_plain_float_never_stderr(tmp_path):
 
 
 def test_check_points_errors_at_notebook_cells(tmp_path):
-    shutil.copy(paths.ASSIGNMENT / notebook.NOTEBOOK, tmp_path / notebook.NOTEBOOK)
+    shutil.copy(RELEASE / BACKPROP.notebook, tmp_path / BACKPROP.notebook)
     done = run_check(tmp_path, "ShoppingGraph")
     assert done.stderr == "" and done.stdout.splitlines()[-1] == "RESULT float 0.0"
     assert re.search(r"raised NotImplementedError\n +buy_apple_orange\.py, line \d+ \(cell 21, line \d+\)",
@@ -375,14 +376,17 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert chain == ["GradeInSandbox", "ClearMetadataPreprocessor", "LimitOutput", "RecordScores",
                      "SaveAutoGrades", "AssignLatePenalties", "CheckCellMetadata"]  # no Execute
     assert c.Execute.timeout == 90 and c.CourseDirectory.root == str(course.resolve())
-    source = course / "source" / "backprop" / notebook.NOTEBOOK
-    assert source.read_text(encoding="utf-8") == notebook.dumps(notebook.source_notebook())
+    source = course / "source" / "backprop" / BACKPROP.notebook
+    assert source.read_text(encoding="utf-8") == authoring.dumps(authoring.source_notebook(BACKPROP))
     again = runner.invoke(main, ["nbgrader", "init", str(course)])
     assert again.exit_code != 0 and "already exist" in again.output and "--force" in again.output
     forced = runner.invoke(main, ["nbgrader", "init", str(course), "--force"])
     assert forced.exit_code == 0
     chain = load_config(course / "nbgrader_config.py").Autograde.autograde_preprocessors
-    assert chain.index("grader.nbgrader_plugin.GradeInSandbox") < chain.index("nbgrader.preprocessors.Execute") \
-        < chain.index("grader.nbgrader_plugin.RecordScores") < chain.index("nbgrader.preprocessors.SaveAutoGrades")
+    order = [chain.index(f"{p}.{n}") for p, n in [("grader.integrations.nbgrader", "GradeInSandbox"),
+                                                  ("nbgrader.preprocessors", "Execute"),
+                                                  ("grader.integrations.nbgrader", "RecordScores"),
+                                                  ("nbgrader.preprocessors", "SaveAutoGrades")]]
+    assert order == sorted(order)
     help_text = runner.invoke(main, ["nbgrader", "init", "--help"]).output
     assert "Example:" in help_text

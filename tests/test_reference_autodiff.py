@@ -22,14 +22,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from grader import reference
+from conftest import BACKPROP
 
 RTOL = 1e-10
 TINY = np.finfo(np.float64).tiny
 ORACLES = ("autograd", "torch")
 
-REF = reference.load()
+REF = BACKPROP.reference
 layers = REF["layers"]
 TwoLayerNet = REF["two_layer_net"].TwoLayerNet
 buy_apple_orange = REF["buy_apple_orange"].buy_apple_orange

@@ -11,14 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import BACKPROP, RELEASE, SOLUTIONS, command
 
-from grader import paths
-from grader.release import ReleaseError, release, solution_lines, strip_solutions
+from grader.authoring.release import ReleaseError, release, solution_lines, strip_solutions
 
 IGNORED = {"__pycache__", ".pytest_cache"}  # interpreter/pytest droppings, never released
 STUBBED = ("layers.py", "two_layer_net.py", "buy_apple_orange.py")
@@ -48,10 +47,7 @@ def clean_env() -> dict[str, str]:
 
 def grader_script() -> Path:
     """The installed ``grader`` console script of this interpreter (must exist)."""
-    script = Path(sysconfig.get_path("scripts")) / "grader"
-    found = script if script.exists() else shutil.which("grader")
-    assert found, "the `grader` console script is not installed (pip install -e .)"
-    return Path(found)
+    return Path(command("grader")[0])
 
 
 # ---------------------------------------------------------------- regeneration
@@ -65,7 +61,7 @@ def test_cli_release_regenerates_assignment_byte_for_byte(tmp_path):
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert_same_tree(out, paths.ASSIGNMENT)
+    assert_same_tree(out, RELEASE)
     reported = {line.removeprefix("wrote ").strip() for line in proc.stdout.splitlines()}
     assert reported == {str(out / name) for name in tree(out)}, "CLI must list every file"
 
@@ -73,8 +69,8 @@ def test_cli_release_regenerates_assignment_byte_for_byte(tmp_path):
 def test_release_function_regenerates_assignment_byte_for_byte(tmp_path):
     """release() is the same pipeline in-process; its return value lists what it wrote."""
     out = tmp_path / "release"
-    written = release(paths.SOLUTIONS, out)
-    assert_same_tree(out, paths.ASSIGNMENT)
+    written = release(BACKPROP, out)
+    assert_same_tree(out, RELEASE)
     assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(tree(out))
 
 
@@ -84,8 +80,8 @@ def test_release_empties_target_first(tmp_path):
     (out / "sub").mkdir(parents=True)
     (out / "stale.py").write_text("old = 1\n")
     (out / "sub" / "stale.txt").write_text("old\n")
-    release(paths.SOLUTIONS, out)
-    assert sorted(tree(out)) == sorted(tree(paths.ASSIGNMENT))
+    release(BACKPROP, out)
+    assert sorted(tree(out)) == sorted(tree(RELEASE))
 
 
 # ------------------------------------------------------------------ no leaks
@@ -93,7 +89,7 @@ def test_release_empties_target_first(tmp_path):
 
 def _student_lines() -> dict[str, set[str]]:
     lines = {}
-    for name, data in tree(paths.ASSIGNMENT).items():
+    for name, data in tree(RELEASE).items():
         text = data.decode("utf-8")
         lines[name] = {line.strip() for line in text.splitlines()} | {
             line.split("#")[0].strip() for line in text.splitlines()
@@ -104,7 +100,7 @@ def _student_lines() -> dict[str, set[str]]:
 @pytest.mark.parametrize("solution", STUBBED)
 def test_no_solution_line_in_any_student_file(solution):
     """No line of a solution region may appear in any released file."""
-    secret = solution_lines((paths.SOLUTIONS / solution).read_text(encoding="utf-8"))
+    secret = solution_lines((SOLUTIONS / solution).read_text(encoding="utf-8"))
     assert secret, f"{solution}: no solution lines found; the leak check would be vacuous"
     leaks = {
         (name, line)
@@ -117,8 +113,8 @@ def test_no_solution_line_in_any_student_file(solution):
 @pytest.mark.parametrize("name", STUBBED)
 def test_every_region_became_a_stub(name):
     """Each solution region turns into exactly one YOUR CODE HERE / NotImplementedError pair."""
-    source = (paths.SOLUTIONS / name).read_text(encoding="utf-8")
-    student = (paths.ASSIGNMENT / name).read_text(encoding="utf-8")
+    source = (SOLUTIONS / name).read_text(encoding="utf-8")
+    student = (RELEASE / name).read_text(encoding="utf-8")
     regions = source.count("### BEGIN SOLUTION")
     assert regions >= 1
     assert student.count("# YOUR CODE HERE") == regions
@@ -356,7 +352,7 @@ def stub_results(tmp_path_factory):
     """Run STUB_PROBE once against a fresh copy of the release, in its own interpreter."""
     root = tmp_path_factory.mktemp("stubs")
     copy = root / "backprop"
-    shutil.copytree(paths.ASSIGNMENT, copy, ignore=shutil.ignore_patterns(*IGNORED))
+    shutil.copytree(RELEASE, copy, ignore=shutil.ignore_patterns(*IGNORED))
     probe = root / "probe.py"
     probe.write_text(STUB_PROBE, encoding="utf-8")
     proc = subprocess.run(

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from conftest import BACKPROP
 from markdown_it import MarkdownIt
 from rich.console import Console
 
@@ -421,7 +422,7 @@ def test_summary_table_and_line():
     """Compact: short part headers carrying the maximum, plain numbers, counts of issues."""
     results = everyone()
     console = Console(record=True, width=250, color_system=None)
-    console.print(summary_table(results, PARTS))
+    console.print(summary_table(results, PARTS, BACKPROP.labels()))
     lines = console.export_text().splitlines()
     names = next(line for line in lines if "score" in line).split()
     assert names == ["score", "Mul", "Add", "Relu", "Sig", "Affine", "Soft", "Net", "Shop"]

@@ -36,8 +36,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import GRADER, REPO
 from hostile.procs import group_alive, kill_group, wait_until
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 # a known hole: strict, and only an AssertionError counts (a broken check, which calls
 # pytest.fail, or an exception, is a real failure, not the expected one)
@@ -73,13 +75,13 @@ def env(out: Path) -> dict[str, str]:
 
 
 def grade(klass: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["grader", "grade", str(klass), "--out", str(out), "--jobs", "2", *extra],
+    return subprocess.run([*GRADER, "grade", str(klass), "--out", str(out), "--jobs", "2", *extra],
                           capture_output=True, text=True, timeout=300, env=env(out))
 
 
 def start(klass: Path, out: Path) -> subprocess.Popen:
     """The CLI in its own process group (so its job processes can be found and killed)."""
-    return subprocess.Popen(["grader", "grade", str(klass), "--out", str(out), "--jobs", "2"],
+    return subprocess.Popen([*GRADER, "grade", str(klass), "--out", str(out), "--jobs", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env=env(out))
 

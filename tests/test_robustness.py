@@ -31,14 +31,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, write_submission
+from conftest import BACKPROP, GRADER, REPO, make_grading, write_submission
 
 from grader import batch, host, sandbox
 from grader.batch import grade_class
-from grader.course import Course
+from grader.hidden import session
+from grader.intake.submission import Submission, stage
 from grader.sandbox import Limits
-from grader.submission import Submission, stage
 from grader.worker import client
+
+pytestmark = pytest.mark.sandbox
 
 FILES = ("report.json", "report.md", "report.html", "results.json")
 FULL = 88.0
@@ -66,7 +68,7 @@ def test_unparsable_files_become_notes_not_grader_failures(tmp_path):
     with open(long / "buy_apple_orange.py", "a", encoding="utf-8") as fh:
         fh.write("\n\nTOTAL = " + "1 + " * 150_000 + "1\n")
 
-    result = grade_class(root, out, Course(), jobs=2)
+    result = grade_class(root, out, make_grading(), jobs=2)
 
     assert result.grader_errors == 0, [r.notes for r in result.results]
     assert sorted(r.student for r in result.results) == ["honest", "nul-byte", "too-deep", "too-long"]
@@ -93,7 +95,7 @@ def test_a_linked_student_folder_is_skipped_with_its_reason(tmp_path):
     root, out = tmp_path / "class", tmp_path / "reports"
     write_submission(root / "alice")
     (root / "mallory").symlink_to(REPO / "solutions" / "backprop", target_is_directory=True)
-    done = subprocess.run(["grader", "grade", str(root), "--out", str(out), "--jobs", "1"],
+    done = subprocess.run([*GRADER, "grade", str(root), "--out", str(out), "--jobs", "1"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "skipped mallory: a symbolic link" in " ".join(done.stderr.split()), done.stderr
@@ -125,7 +127,7 @@ def full_uid():
     lease = host.lease_uid()
     sleepers = _fill(lease.uid, 6)
     try:
-        yield lease.uid, sleepers, Course(limits=Limits(processes=4, call_seconds=2.0))
+        yield lease.uid, sleepers, make_grading(limits=Limits(processes=4, call_seconds=2.0))
     finally:
         _end(sleepers)
         client.stop_zygotes(lease.uid)
@@ -137,7 +139,7 @@ def test_a_worker_that_cannot_start_is_the_graders_failure(full_uid, tmp_path):
     folder = write_submission(tmp_path / "class" / "honest")
     started = time.monotonic()
     result = batch.grade_one(Submission("honest", folder), tmp_path / "reports", course, uid=uid)
-    assert time.monotonic() - started > sum(batch.runner.START_RETRIES), "it was not retried"
+    assert time.monotonic() - started > sum(session.START_RETRIES), "it was not retried"
     assert result.grader_errors and "WorkerUnavailable" in result.grader_errors[0], result.notes
     assert result.notes[0].startswith("grader error: WorkerUnavailable"), result.notes
     assert not any("Importing your files failed" in n for n in result.notes), result.notes
@@ -229,9 +231,8 @@ def staged_worker(tmp_path, extra: str = ""):
     with (folder / "layers.py").open("a", encoding="utf-8") as fh:
         fh.write(extra)
     tmp_path.chmod(0o755)  # the sandbox uid reads the staged copy
-    course = Course()
-    return client.Worker(stage(Submission("s", folder), tmp_path / "staged").folder, course.limits,
-                         course.sandbox)
+    return client.Worker(stage(Submission("s", folder), tmp_path / "staged", BACKPROP).folder, Limits(), "auto",
+                         modules=BACKPROP.modules)
 
 
 def test_a_slope_probe_restores_the_weights_bit_for_bit(tmp_path):

@@ -28,6 +28,8 @@ from grader.sandbox import Limits
 REPO = Path(sandbox.__file__).resolve().parent.parent
 TEST_UID = 64321  # a dedicated uid (no passwd entry) so leftover processes can be counted
 
+pytestmark = pytest.mark.sandbox
+
 SERVER = """\
 import os, runpy, sys
 runpy.run_path(os.path.join(sys.argv[1], sys.argv[2]), run_name="__main__")

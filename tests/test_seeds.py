@@ -2,34 +2,36 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
+from conftest import BACKPROP, REPO, SOLUTIONS
 
-from grader import reference, submission
-from grader.course import Course
-from grader.exercises import ALL
-from grader.scoring import Scorer
+from grader import intake
+from grader.exercises.base import Answers
+from grader.judging.scoring import Scorer
+from grader.sandbox import Limits
 from grader.worker.client import Worker
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
 def sweep(folder, seeds, tmp_path) -> list[str]:
     """Grade ``folder`` under each seed on one warm worker; return every lost item."""
-    course = Course()
     tmp_path.chmod(0o755)
-    staged = submission.stage(submission.Submission("s", folder), tmp_path / "s")
+    staged = intake.stage(intake.Submission("s", folder), tmp_path / "s", BACKPROP)
     lost = []
-    with Worker(staged.folder, course.limits, course.sandbox) as worker:
+    with Worker(staged.folder, Limits(), "auto", modules=BACKPROP.modules) as worker:
         worker.start()
         for seed in seeds:
             scorer = Scorer()
-            for exercise in ALL:
-                exercise.grade(worker, scorer, reference.load(), seed)
+            answers = Answers(BACKPROP.reference, seed)
+            for exercise in BACKPROP.exercises:
+                exercise.grade(worker, scorer, answers)
             lost += [f"seed {seed}: {r.name}: {r.feedback[:300]}" for r in scorer.results()
                      if r.status != "passed" or "instructor" in r.feedback]
     return lost
 
 
 def test_reference_never_loses_a_point_over_500_seeds(tmp_path):
-    assert not sweep(REPO / "solutions" / "backprop", range(500), tmp_path)
+    assert not sweep(SOLUTIONS, range(500), tmp_path)
 
 
 @pytest.mark.parametrize("student", ["ada-book", "grace-variants", "crlf"])

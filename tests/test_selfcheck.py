@@ -17,8 +17,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import RELEASE, REPO, SOLUTIONS
 
-from grader import paths
+pytestmark = pytest.mark.slow
 
 IGNORED = ("__pycache__", ".pytest_cache")
 STUDENT_FILES = ("layers.py", "two_layer_net.py", "buy_apple_orange.py")
@@ -47,10 +48,10 @@ def env() -> dict[str, str]:
 def student_copy(tmp_path: Path, solved: bool = False) -> Path:
     """A fresh copy of the release; ``solved`` swaps in the three reference files."""
     folder = tmp_path / "backprop"
-    shutil.copytree(paths.ASSIGNMENT, folder, ignore=shutil.ignore_patterns(*IGNORED))
+    shutil.copytree(RELEASE, folder, ignore=shutil.ignore_patterns(*IGNORED))
     if solved:
         for name in STUDENT_FILES:
-            shutil.copyfile(paths.SOLUTIONS / name, folder / name)
+            shutil.copyfile(SOLUTIONS / name, folder / name)
     return folder
 
 
@@ -220,8 +221,8 @@ def collected_outside_tests(*args: str) -> list[str]:
     """
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q",
-         f"--ignore-glob={paths.ROOT / 'tests'}/*", *args],
-        cwd=paths.ROOT, env={**env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+         f"--ignore-glob={REPO / 'tests'}/*", *args],
+        cwd=REPO, env={**env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True, text=True, timeout=60,
     )
     output = run.stdout + run.stderr
@@ -236,7 +237,7 @@ def test_project_pytest_config_excludes_student_and_solution_folders():
     runs, with each exclusion switched off, prove the probe would see those files if the
     exclusion were missing.
     """
-    config = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]
     assert config["ini_options"]["testpaths"] == ["tests"]
     assert collected_outside_tests() == []
     assert collected_outside_tests(".") == []

@@ -1,18 +1,16 @@
-"""The assignment's exercises, in grading order: one module per exercise.
+"""The kinds of exercise an assignment declares its exercises with.
 
-Adding an exercise: write a module that declares ``EXERCISE`` and list it here.
+An assignment's ``hidden/exercises`` defines ``EXERCISES``, a list of these, in grading
+order; each one holds everything about its exercise: the class or function graded, the
+checked quantities and their points, the input cases, the known misconceptions.
+
+- ``LayerExercise``: a layer class with forward/backward (``grader.exercises.layer``);
+- ``NetworkExercise``: a network's ``gradient`` (``grader.exercises.network``);
+- ``FunctionExercise``: a function returning a value and its gradients (``grader.exercises.function``).
 """
-from grader.exercises import (
-    add_layer,
-    affine,
-    mul_layer,
-    relu,
-    shopping_graph,
-    sigmoid,
-    softmax_with_loss,
-    two_layer_net,
-)
+from grader.exercises.base import Case, Misconception, Quantity
+from grader.exercises.function import FunctionExercise
+from grader.exercises.layer import LayerExercise
+from grader.exercises.network import NetworkExercise
 
-ALL = [m.EXERCISE for m in (mul_layer, add_layer, relu, sigmoid, affine, softmax_with_loss,
-                            two_layer_net, shopping_graph)]
-PARTS = [e.part for e in ALL]
+__all__ = ["Case", "FunctionExercise", "LayerExercise", "Misconception", "NetworkExercise", "Quantity"]

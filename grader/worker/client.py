@@ -7,30 +7,23 @@ the worker sends is executed or trusted beyond its type and shape.
 """
 from __future__ import annotations
 
-import atexit
-import json
 import os
 import select
 import socket
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import sandbox
-from grader.worker import WORKER_DIR
 from grader.worker.inside import protocol
-
-
-class WorkerError(Exception):
-    """The request produced no answer: crash, timeout, or a garbled channel."""
-
-    status = "error"
-
-
-class WorkerTimeout(WorkerError):
-    status = "timeout"
+from grader.worker.zygote import (  # noqa: F401 - re-exported: the worker and its errors in one place
+    WorkerError,
+    WorkerTimeout,
+    Zygote,
+    _large_buffers,
+    stop_zygotes,
+    zygote_for,
+)
 
 
 class StudentError(Exception):
@@ -61,153 +54,15 @@ class Output:
         return text
 
 
-ANSWER_SECONDS = 2.0  # for a spawn or a kill (and the cleaning after it); a fork takes ~2 ms
-
-
-class Zygote:
-    """One sandbox per grading slot, numpy imported once, forking a process per student.
-
-    Starting a sandboxed Python with numpy costs ~100 ms; a fork costs ~2 ms. The
-    zygote never sees a student's data (each child receives its sources over its
-    own socket), and after each child it kills every leftover process of the
-    sandbox, so one student cannot reach the next. It must answer a spawn or a kill
-    within ``answer_seconds`` (at most one per-call deadline); one that does not, or
-    that says it could not undo what a child did, is replaced, never trusted.
-    """
-
-    def __init__(self, limits: sandbox.Limits, mode: str, uid: int, hide: tuple[Path, ...]):
-        self.limits, self.mode, self.uid, self.hide = limits, mode, uid, hide
-        self.proc: subprocess.Popen | None = None
-        self.control: socket.socket | None = None
-        self.isolation: sandbox.Isolation | None = None
-        self.answer_seconds = min(ANSWER_SECONDS, limits.call_seconds)
-        self.memory_kills = 0  # processes of the last child killed for the memory limit
-        self.tampered = False  # the last child changed the zygote's scheduling
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        self.stop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # the zygote's /submission: an empty folder, bound by bubblewrap before "ready"
-        with tempfile.TemporaryDirectory(prefix="grader-empty-") as empty:
-            os.chmod(empty, 0o755)
-            probe = sandbox.prepare(WORKER_DIR, Path(empty), self.limits, self.mode, uid=self.uid,
-                                    hide=self.hide)
-            args = ["--zygote", f"--memory-mb={self.limits.memory_mb}",
-                    *(["--sweep"] if probe.isolation.full else [])]
-            launch = sandbox.prepare(WORKER_DIR, Path(empty), self.limits, self.mode, args,
-                                     uid=self.uid, hide=self.hide, zygote=True)
-            self.isolation = launch.isolation
-            try:
-                self.proc = subprocess.Popen(launch.argv, stdin=theirs, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, env=launch.env,
-                                             cwd=launch.cwd, preexec_fn=launch.preexec_fn,
-                                             start_new_session=True)
-            except OSError as exc:
-                raise WorkerError(f"the worker could not be started ({exc})") from None
-            finally:
-                theirs.close()
-            self.control = ours
-            self._expect("ready", self.limits.call_seconds + 10)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            sandbox.kill(self.proc)
-            self.proc = None
-        if self.control is not None:
-            self.control.close()
-            self.control = None
-
-    def spawn(self) -> tuple[socket.socket, int]:
-        """A fresh child: return the session socket and the read end of its output."""
-        if not self.alive:
-            self.start()
-        session, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        _large_buffers(session)
-        _large_buffers(theirs)  # replies (a 784x50 gradient) go out in one write too
-        out_read, out_write = os.pipe()
-        try:
-            socket.send_fds(self.control, [b'{"op": "spawn"}'], [theirs.fileno(), out_write])
-            self._expect("spawned", self.answer_seconds)
-        except (OSError, WorkerError):
-            session.close()
-            os.close(out_read)
-            self.stop()
-            raise WorkerError("the worker could not be started (the sandbox stopped answering)") from None
-        finally:
-            theirs.close()
-            os.close(out_write)
-        return session, out_read
-
-    def finish(self, kill: bool = True) -> int | None:
-        """End the current child (if ``kill``) and return its exit code once it is gone."""
-        self.memory_kills, self.tampered = 0, False
-        try:
-            if kill:
-                self.control.send(b'{"op": "kill"}')
-            reply = self._expect("exited", self.answer_seconds)
-        except (OSError, WorkerError, AttributeError):
-            self.stop()  # a zygote that does not answer is replaced, never trusted
-            return None
-        kills = reply.get("memory_kills")
-        self.memory_kills = kills if isinstance(kills, int) and not isinstance(kills, bool) else 0
-        self.tampered = reply.get("tampered") is True
-        if reply.get("retire") is not False:  # it could not undo what the child did
-            self.stop()
-        return reply["exited"] if isinstance(reply["exited"], int) else None
-
-    def _expect(self, key: str, seconds: float) -> dict:
-        """The zygote's next message, which must hold ``key``."""
-        ready, _, _ = select.select([self.control], [], [], seconds)
-        message = self.control.recv(4096) if ready else b""
-        try:
-            reply = json.loads(message) if message else None
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict) or reply.get(key) is None:
-            raise WorkerError("the sandbox stopped answering")
-        return reply
-
-
-def _large_buffers(sock: socket.socket, size: int = 4 << 20) -> None:
-    """Let a whole request (arrays of a 784-50-10 net) go out in one write, not 64 KiB pings."""
-    for option in (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, size)
-            return
-        except (OSError, TypeError):  # SO_SNDBUFFORCE needs privileges; SO_SNDBUF is capped
-            continue
-
-
 SMALL = 1 << 16  # replies are read in pieces of this size; larger frames go straight into place
-_zygotes: dict[tuple, Zygote] = {}
-
-
-def zygote_for(limits: sandbox.Limits, mode: str, uid: int, hide: tuple[Path, ...]) -> Zygote:
-    """The (lazily started) zygote of this process for these settings."""
-    key = (limits, mode, uid, hide)
-    if key not in _zygotes:
-        _zygotes[key] = Zygote(limits, mode, uid, hide)
-    return _zygotes[key]
-
-
-@atexit.register
-def stop_zygotes(uid: int | None = None) -> None:
-    """Stop this process's zygotes (those running as ``uid`` only, if given)."""
-    for zygote in list(_zygotes.values()):
-        if uid is None or zygote.uid == uid:
-            zygote.stop()
-
 
 class Worker:
     """One student's process, forked by the zygote; restartable."""
 
     def __init__(self, submission: Path, limits: sandbox.Limits, mode: str = "auto",
-                 uid: int = sandbox.WORKER_UID, hide: tuple[Path, ...] = ()):
+                 uid: int = sandbox.WORKER_UID, hide: tuple[Path, ...] = (), modules: tuple[str, ...] = ()):
         self.submission, self.limits, self.mode = Path(submission).resolve(), limits, mode
+        self.import_order = tuple(modules)  # the student's modules, imported in this order
         self.zygote = zygote_for(limits, mode, uid, tuple(hide))
         self.output = Output(limits.output_bytes)
         self.session: socket.socket | None = None
@@ -231,9 +86,10 @@ class Worker:
         self.session.setblocking(False)
         self._buffer.clear()
         self.generation += 1
-        sources = {p.name: p.read_text(encoding="utf-8") for p in sorted(self.submission.glob("*.py"))}
+        sources = {p.relative_to(self.submission).as_posix(): p.read_text(encoding="utf-8")
+                   for p in sorted(self.submission.rglob("*.py"))}
         deadline = time.monotonic() + self.limits.call_seconds + 5
-        self._send(protocol.pack({"sources": sources}, []), deadline)
+        self._send(protocol.pack({"sources": sources, "modules": list(self.import_order)}, []), deadline)
         header, _ = self._receive(deadline)
         self.modules = header.get("modules", {}) if isinstance(header.get("modules"), dict) else {}
         return self.modules
@@ -444,14 +300,17 @@ class Program:
                           "args": [seed, h, *args], "tolerate": True})
 
     def probe(self, module: str, name: str, init: list, method: str, call: list,
-              moved: tuple[str, int], direction, h: float) -> protocol.Ref:
+              moved: tuple[str, int], direction, h: float, seed: int | None = None) -> protocol.Ref:
         """``(out(+h), out(-h))``: ``name(*init).method(*call)`` on a fresh object each time,
         with argument ``moved`` (``("init" | "call", index)``) moved by +-h along
-        ``direction``, in the worker; every array argument is copied for each call. An
-        exception is its result (``Raised``)."""
-        return self._add({"op": "probe", "module": module, "name": name, "method": method,
-                          "moved": list(moved), "args": [direction, h, len(init), *init, *call],
-                          "tolerate": True})
+        ``direction``, in the worker; every array argument is copied for each call; with
+        ``seed``, numpy's global generator is seeded before each call. An exception is its
+        result (``Raised``)."""
+        step = {"op": "probe", "module": module, "name": name, "method": method, "moved": list(moved),
+                "args": [direction, h, len(init), *init, *call], "tolerate": True}
+        if seed is not None:
+            step["seed"] = int(seed)
+        return self._add(step)
 
     def seed(self, seed: int) -> protocol.Ref:
         """Seed numpy's global RNG in the worker (``np.random.seed``)."""
@@ -512,7 +371,7 @@ class RemoteObject:
 
 
 class RemoteModule:
-    """``student.layers.Affine(W, b)`` builds an Affine in the worker and returns its handle."""
+    """``student.<module>.<Class>(...)`` builds the object in the worker and returns its handle."""
 
     def __init__(self, worker: Worker, name: str):
         self._worker, self._name = worker, name
@@ -527,3 +386,15 @@ class RemoteModule:
             return self._worker.run(program)[0][0]
 
         return construct_or_call
+
+
+class Student:
+    """The proxy a hidden test sees: ``student.layers``, ... one per module of the hand-in."""
+
+    def __init__(self, worker: Worker, modules: tuple[str, ...]):
+        self._worker, self._modules = worker, set(modules)
+
+    def __getattr__(self, name: str) -> RemoteModule:
+        if name not in self._modules:
+            raise AttributeError(name)
+        return RemoteModule(self._worker, name)

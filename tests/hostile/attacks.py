@@ -180,8 +180,8 @@ DISK = _USE_REFERENCE + '''
 def _hostile_disk():
     import json, os
     repo = __REPO__
-    wanted = [repo + "/solutions/backprop/layers.py", repo + "/grader/hidden_tests/test_exercises.py",
-              repo + "/grader/exercises/affine.py", repo + "/grader/reference.py",
+    wanted = [repo + "/solutions/backprop/layers.py", repo + "/solutions/backprop/hidden/test_exercises.py",
+              repo + "/solutions/backprop/hidden/exercises/affine.py", repo + "/grader/assignment.py",
               repo + "/tests/mutants.py", "/etc/passwd", "/root/.bash_history"]
     for root in ("/proc/self/root", "/proc/1/root", "/proc/1/cwd", "/proc/self/cwd/.."):
         wanted += [root + path for path in wanted[:2]]
@@ -192,8 +192,8 @@ def _hostile_disk():
                 read[path] = fh.read()
         except Exception as exc:
             failed[path] = type(exc).__name__
-    names = {"solutions", "hidden_tests", "grader", "backprop", "test_exercises.py", "mutants.py",
-             "conftest.py", "reference.py"}
+    names = {"solutions", "hidden", "grader", "backprop", "test_exercises.py", "mutants.py",
+             "conftest.py", "assignment.toml", "course.toml", "exercises"}
     seen = []
     for top in sorted(os.listdir("/")):  # everything but /usr (the OS) and the pseudo-filesystems
         if top in ("proc", "sys", "dev", "usr") or os.path.islink("/" + top):
@@ -226,9 +226,10 @@ def _hostile_import():
 
     attempt("grader", lambda: importlib.import_module("grader"))
     sys.path += [__REPO__, __REPO__ + "/grader", "/work", "/usr/local/lib/python3.11/site-packages"]
-    attempt("grader.reference", lambda: importlib.import_module("grader.reference"))
-    attempt("grader.exercises.affine", lambda: importlib.import_module("grader.exercises.affine"))
-    attempt("hidden_tests", lambda: importlib.import_module("grader.hidden_tests.test_exercises"))
+    sys.path += [__REPO__ + "/solutions/backprop/hidden", __REPO__ + "/solutions/backprop"]
+    attempt("grader.assignment", lambda: importlib.import_module("grader.assignment"))
+    attempt("exercises", lambda: importlib.import_module("exercises.affine"))
+    attempt("hidden tests", lambda: importlib.import_module("test_exercises"))
     attempt("test_exercises", lambda: importlib.import_module("test_exercises"))
     attempt("backprop_grader", lambda: importlib.import_module("backprop_grader"))
     attempt("metadata", lambda: importlib.import_module("importlib.metadata")

@@ -37,32 +37,42 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # python -I does not add the script's folder
 import protocol  # noqa: E402
 
-MODULES = ("layers", "two_layer_net", "buy_apple_orange")
 SUBMISSION = "/submission"  # where the sources appear to live, for tracebacks
 
 
 class Sources(importlib.abc.MetaPathFinder, importlib.abc.SourceLoader):
-    """Serves the student's modules from memory, so ``from layers import ...`` works."""
+    """Serves the hand-in's modules from memory, so ``from layers import ...`` works.
+
+    ``sources`` maps file paths (``x.py``, ``common/util.py``) to their text;
+    a folder on the way (``common``) is a package.
+    """
 
     def __init__(self, sources: dict):
-        self.sources = {name[:-3]: text for name, text in sources.items()
-                        if name[:-3] in MODULES and isinstance(text, str)}
+        self.sources = {name[:-3].replace("/", "."): text for name, text in sources.items()
+                        if isinstance(name, str) and name.endswith(".py") and isinstance(text, str)}
+        self.packages = {m.rsplit(".", i)[0] for m in self.sources for i in range(1, m.count(".") + 1)}
 
     def find_spec(self, name, path=None, target=None):
+        if name in self.packages and name not in self.sources:
+            spec = importlib.util.spec_from_loader(name, None, is_package=True)
+            spec.submodule_search_locations = []
+            return spec
         if name in self.sources:
             return importlib.util.spec_from_file_location(name, self.get_filename(name), loader=self)
         return None
 
     def get_filename(self, name):
-        return f"{SUBMISSION}/{name}.py"
+        return f"{SUBMISSION}/{name.replace('.', '/')}.py"
 
     def get_data(self, path):
-        return self.sources[os.path.basename(path)[:-3]].encode("utf-8")
+        relative = path[len(SUBMISSION) + 1:-3] if path.startswith(SUBMISSION + "/") else ""
+        return self.sources[relative.replace("/", ".")].encode("utf-8")
 
 
 class Worker:
-    def __init__(self, chan_in: int, chan_out: int, sources: dict):
+    def __init__(self, chan_in: int, chan_out: int, sources: dict, modules: list = ()):
         self.submission = SUBMISSION
+        self.modules = [m for m in modules if isinstance(m, str)]
         self.chan_in, self.chan_out = chan_in, chan_out
         self.sources = Sources(sources)
         self.objects: dict[int, object] = {}
@@ -95,7 +105,7 @@ class Worker:
         """Import every module of the submission; report each one's fate."""
         status = {}
         sys.meta_path.insert(0, self.sources)
-        for name in MODULES:
+        for name in self.modules:
             if name not in self.sources.sources:
                 status[name] = {"ok": False, "missing": True}
                 continue
@@ -204,6 +214,8 @@ class Worker:
             moved[index] = base + sign * float(h) * direction
             fresh = [a.copy() if isinstance(a, np.ndarray) else a for a in (*init, *call)]
             obj = cls(*fresh[:n_init])
+            if isinstance(step.get("seed"), int):  # the same random mask for every probe
+                np.random.seed(step["seed"])
             outs.append(getattr(obj, step["method"])(*fresh[n_init:]))
         return tuple(outs)
 
@@ -250,10 +262,10 @@ class Worker:
         frames = []
         for frame in traceback.extract_tb(exc.__traceback__):
             if frame.filename.startswith(self.submission + os.sep):
-                frames.append({"file": os.path.basename(frame.filename), "line": frame.lineno,
+                frames.append({"file": frame.filename[len(self.submission) + 1:], "line": frame.lineno,
                                "function": frame.name, "code": (frame.line or "")[:200]})
         if isinstance(exc, SyntaxError) and exc.filename:
-            frames.append({"file": os.path.basename(exc.filename), "line": exc.lineno or 0,
+            frames.append({"file": exc.filename.removeprefix(self.submission + "/"), "line": exc.lineno or 0,
                            "function": "<module>", "code": (exc.text or "").strip()[:200]})
         return {"type": type(exc).__name__, "message": str(exc)[:1000], "frames": frames[-8:]}
 
@@ -295,7 +307,8 @@ def child(session: int, output: int) -> None:
     first = Worker(session, session, {})
     header, _ = protocol.read_message(first.read_exactly)
     sources = header.get("sources") if isinstance(header.get("sources"), dict) else {}
-    Worker(session, session, sources).serve()
+    modules = header.get("modules") if isinstance(header.get("modules"), list) else []
+    Worker(session, session, sources, modules).serve()
 
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
@@ -322,7 +335,7 @@ def warm_up() -> None:
     np.random.seed(0)  # the same state in every child: even unseeded draws are reproducible
 
 
-def zygote(sweep: bool, memory_mb: int) -> None:
+def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: int | None = None) -> None:
     """Fork a fresh child per ``spawn``; report its end; leave nothing behind.
 
     With ``sweep`` (full isolation: our own PID namespace and /tmp) every process of the
@@ -342,9 +355,9 @@ def zygote(sweep: bool, memory_mb: int) -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children may not ptrace or read us
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us, to count and reap
-    real, student, _ = os.getresuid()
-    if real != student:
-        os.setresuid(-1, -1, real)  # exec made the student's uid our saved one: drop it there
+    student = os.geteuid()
+    if own_uid is not None:
+        become(own_uid, student, libc)
     ours = scheduling()
     try:
         warm_up()
@@ -378,7 +391,7 @@ def zygote(sweep: bool, memory_mb: int) -> None:
         code, memory_kills, tampered = watch(control, pid, memory_mb if sweep else None, ours)
         retire = tampered = tampered or (sweep and scheduling() != ours)
         if sweep:
-            retire = not clean(libc) or retire
+            retire = not clean(libc, keep) or retire
         else:
             reap()  # the zombies of orphans, which came back to us
         if code is None:
@@ -387,6 +400,36 @@ def zygote(sweep: bool, memory_mb: int) -> None:
                                  "tampered": tampered, "retire": retire}).encode())
         if retire:  # something could not be undone: the grader starts a fresh sandbox
             return
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_CAPBSET_DROP = 47, 4, 24
+CAPABILITY_V3 = 0x20080522
+
+
+def become(own_uid: int, student: int, libc) -> None:
+    """Real and saved uid ``own_uid``, effective uid ``student``, then no capability at all.
+
+    Started as ``student`` with CAP_SETUID/CAP_SETGID only (ambient, see sandbox._setpriv):
+    children switch to ``student`` for good and, having no uid of ours, cannot signal us.
+    A zygote that still holds a capability after this stops rather than serve anyone.
+    """
+    os.setresuid(own_uid, student, own_uid)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(64):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    libc.capset(ctypes.byref(CapHeader(CAPABILITY_V3, 0)), (CapData * 2)())
+    with open("/proc/self/status") as fh:
+        held = [line for line in fh if line.startswith(("CapPrm", "CapEff", "CapAmb"))]
+    if any(int(line.split()[1], 16) for line in held) or os.getresuid() != (own_uid, student, own_uid):
+        os._exit(3)
 
 
 def fork() -> int:
@@ -482,9 +525,11 @@ def cap_memory(memory_mb: int, dying: set) -> int:
     return killed
 
 
-def clean(libc) -> bool:
+def clean(libc, keep: set[str] = frozenset()) -> bool:
     """Kill every process of this sandbox but us and init and wait until they are gone;
-    remove every SysV IPC object and everything in /tmp. True if nothing is left.
+    remove every SysV IPC object and everything in /tmp but ``keep`` (the folders the
+    sandbox itself made there, e.g. for a venv that lives under the host's /tmp). True
+    if nothing is left.
 
     We are the processes' subreaper: once we have no child, none of them is left, and
     the next child starts with the whole process budget. IPC objects and files outlive
@@ -506,12 +551,25 @@ def clean(libc) -> bool:
             libc.semctl(ident, 0, IPC_RMID)
         else:
             getattr(libc, f"{kind}ctl")(ident, IPC_RMID, None)
-    for entry in os.listdir("/tmp"):
+    return clear("/tmp", keep) and not ipc_objects()
+
+
+def clear(folder: str, keep: set[str]) -> bool:
+    """Remove everything in ``folder`` but the paths in ``keep`` (the sandbox's own mounts
+    and the folders made for them: a kept folder with kept paths below it is cleared
+    too); True if nothing else is left."""
+    clean = True
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if path in keep:
+            if any(k.startswith(path + "/") for k in keep):
+                clean = clear(path, keep) and clean
+            continue
         try:
-            remove(os.path.join("/tmp", entry))
+            remove(path)
         except (OSError, RecursionError):
-            pass
-    return not os.listdir("/tmp") and not ipc_objects()
+            clean = False
+    return clean
 
 
 def reap() -> bool:
@@ -551,7 +609,10 @@ def main() -> None:
     sys.dont_write_bytecode = True
     sys.path[:] = [p for p in sys.path if p and p != HERE]
     memory = [int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--memory-mb=")]
-    zygote(sweep="--sweep" in sys.argv, memory_mb=memory[0] if memory else 0)
+    keep = {a.split("=", 1)[1] for a in sys.argv if a.startswith("--keep=")}
+    own = [int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--zygote-uid=")]
+    zygote(sweep="--sweep" in sys.argv, memory_mb=memory[0] if memory else 0, keep=keep,
+           own_uid=own[0] if own else None)
     os._exit(0)
 
 

@@ -1,0 +1,1 @@
+"""Authoring: what instructors and students get, generated from an assignment's reference."""

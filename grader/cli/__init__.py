@@ -1,0 +1,208 @@
+"""The ``grader`` command line: a thin shell over the pipeline's modules.
+
+Exit codes (also in ``grader --help`` and the README):
+
+  0  every student graded
+  2  bad usage or configuration (a wrong option, a course.toml error, no students found)
+  3  graded, but the grader itself failed on some students (listed; regrade them with --resume)
+  4  this machine cannot grade: the canary (the reference solution, graded end to end) did not
+     score full marks, or full isolation was required and is not there
+"""
+from __future__ import annotations
+
+import atexit
+import gc
+from pathlib import Path
+
+import click
+
+from grader.cli.common import CANNOT_GRADE, EPILOG, GRADER_FAILURES, Refusal, assignment_of, course_options
+from grader.cli.nbgrader import nbgrader
+
+# numpy, pytest and jinja leave ~10^6 objects: moved out of the collector's sight, they cost
+# nothing when the interpreter exits (measured: 0.2-0.3 s of every run)
+atexit.register(gc.freeze)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(package_name="backprop-grader")
+def main() -> None:
+    """Autograder for backpropagation exercises: sandboxed, exact, for a whole class."""
+
+
+main.add_command(nbgrader)
+
+
+@main.command(epilog=EPILOG)
+@click.argument("submissions", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for grades.csv, the class report and one folder per student.")
+@click.option("--assignment", help="The assignment to grade [default: the course's only or default one].")
+@course_options
+@click.option("--jobs", default="auto", show_default=True,
+              help="Students graded at once: a number, or 'auto' for one per core.")
+@click.option("--sandbox", type=click.Choice(["auto", "required", "off"]),
+              help="auto: strongest isolation available; required: refuse without full isolation.")
+@click.option("--resume", is_flag=True, help="Keep students already graded in --out.")
+@click.option("--select", metavar="EXPR", help="Only the hidden tests matching this pytest -k expression.")
+def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: str, sandbox: str | None,
+          resume: bool, select: str | None) -> None:
+    """Grade a folder of submissions (a sub-folder or STUDENT.ipynb per student) into scored reports.
+
+    \b
+    Example:
+        grader grade examples/class --out reports
+        grader grade submissions/ --out reports --assignment backprop --jobs 2 --resume
+    """
+    import os
+
+    from grader import host
+    from grader.grading import Grading
+
+    workers = (os.cpu_count() or 1) if jobs == "auto" else int(jobs) if jobs.isdigit() else 0
+    if workers < 1:
+        raise click.BadParameter("a positive number or 'auto'", param_hint="--jobs")
+    assignment_of(course, assignment)
+    grading = Grading.of(course, assignment, sandbox=sandbox, select=select)
+    grading.prestart(host.process_uid())  # warms up while the rest is imported
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.text import Text
+
+    from grader import batch, reports
+    from grader.hidden.session import HiddenTestsError
+
+    console = Console(stderr=True)
+    if grading.settings.public_seed:
+        console.print("[yellow]warning[/]: grading with the public default seed: every input can be "
+                      "precomputed. Set a private `seed` in course.toml (`grader init` writes one).")
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("checking the sandbox with the reference solution", total=None)
+            result = batch.grade_class(
+                submissions, out, grading, jobs=workers, resume=resume,
+                on_start=lambda total: progress.update(task, total=total, description="grading"),
+                on_done=lambda r: progress.update(task, advance=1, description=f"graded {r.student}"),
+            )
+    except batch.NoStudents as exc:
+        raise Refusal(str(exc)) from None
+    except HiddenTestsError as exc:
+        raise Refusal(str(exc)) from None
+    except batch.CannotGrade as exc:
+        raise Refusal(f"nobody was graded: the reference solution, graded first as a check, did not score "
+                      f"full marks here.\n{exc}", CANNOT_GRADE) from None
+    console.print(result.canary.report() if result.canary else "canary: skipped")
+    for reason in result.skipped:
+        console.print(Text.assemble(("skipped ", "yellow"), reports.display_text(reason)))
+    out_console = Console()
+    if not out_console.is_terminal:  # a file or a pipe has no width limit to respect
+        out_console = Console(width=120)
+    out_console.print(reports.terminal_summary(result.results, grading.assignment.parts,
+                                               grading.assignment.labels()))
+    click.echo(reports.summary_line(result.results))
+    if result.resumed:
+        click.echo(f"{result.resumed} student(s) kept from the earlier run (--resume).")
+    click.echo(f"Reports: {out / 'grades.csv'}, {out / 'class.html'}, {out}/<student>/report.html")
+    if result.grader_errors:
+        failed = result.failed_students
+        console.print(f"[red]the grader itself failed on {len(failed)} student(s)[/]: {', '.join(failed[:20])}"
+                      f"{' ...' if len(failed) > 20 else ''}; see {out / 'grader-errors.log'}. Their failed "
+                      "checks scored 0: fix the cause and run again with --resume.")
+        raise SystemExit(GRADER_FAILURES)
+
+
+@main.command(epilog=EPILOG)
+@course_options
+@click.option("--assignment", help="The assignment whose reference is the canary [default: the course's].")
+@click.option("--measure", is_flag=True, help="Also time a sandboxed worker start.")
+def doctor(course, assignment: str | None, measure: bool) -> None:
+    """Prove this machine can grade (the reference, graded end to end) and show its isolation.
+
+    \b
+    Example:
+        grader doctor --measure
+    """
+    from grader.doctor import doctor_lines
+
+    ok = True
+    for line, good in doctor_lines(course, assignment_of(course, assignment).name, measure=measure):
+        click.echo(line)
+        ok = ok and good
+    if not ok:
+        raise SystemExit(CANNOT_GRADE)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@course_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Release folder [default: the course's assignments/NAME]; one assignment only.")
+def release(names: tuple[str, ...], course, out: Path | None) -> None:
+    """Generate what students get (stubs, notebook, self-check) from an assignment's reference.
+
+    \b
+    Example:
+        grader release              # every assignment of the course, into assignments/NAME
+        grader release backprop --out /tmp/backprop
+    """
+    from grader.authoring.release import ReleaseError
+    from grader.authoring.release import release as make_release
+
+    chosen = [assignment_of(course, n) for n in names] or [course.assignment(n) for n in course.names()]
+    if out is not None and len(chosen) != 1:
+        raise click.BadParameter("name one assignment with --out", param_hint="--out")
+    for assignment in chosen:
+        try:
+            target = out or course.release_dir(assignment.name)
+            for path in make_release(assignment, target):
+                click.echo(f"wrote {path}")
+        except (ReleaseError, ValueError) as exc:
+            raise Refusal(str(exc)) from None
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Write into a folder that already holds a course.")
+def init(folder: Path, force: bool) -> None:
+    """Make a course folder: the bundled assignments, a private seed, and their student releases.
+
+    \b
+    Example:
+        grader init mycourse && cd mycourse && grader grade submissions --out reports
+    """
+    from grader import course
+    from grader.authoring.scaffold import init_course
+
+    try:
+        written = init_course(folder, force=force)
+    except (ValueError, OSError) as exc:
+        raise Refusal(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"\nNext: cd {folder}; edit {course.CONFIG}; `grader grade SUBMISSIONS --out reports`")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder with the reference solution (.py files with ### BEGIN/END SOLUTION regions).")
+@course_options
+def new(name: str, source: Path, course) -> None:
+    """Scaffold a new assignment from a reference solution.
+
+    \b
+    Example:
+        grader new delta-rule --from ~/drafts/delta_rule
+    """
+    from grader.authoring.scaffold import new_assignment
+
+    if course.root is None:
+        raise Refusal("no course folder here: make one with `grader init DIR` (or pass --course DIR)")
+    try:
+        written = new_assignment(course, name, source)
+    except (ValueError, OSError) as exc:
+        raise Refusal(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")

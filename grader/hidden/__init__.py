@@ -1,0 +1,1 @@
+"""Hidden tests: an assignment's tests, collected and run by pytest with the grader's plugin."""

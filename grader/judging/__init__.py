@@ -1,0 +1,1 @@
+"""The judging core, pure: values in, verdicts out (compare, misconceptions, scoring)."""

@@ -1,0 +1,2 @@
+def test_exercise(exercise, worker, scorer, answers):
+    exercise.grade(worker, scorer, answers)

@@ -1,0 +1,1 @@
+"""Builders for the install layouts a course uses (tests/test_layouts.py)."""
