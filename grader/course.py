@@ -146,21 +146,36 @@ class Course:
             return []
         return sorted(p.name for p in self.solutions.iterdir() if (p / MANIFEST).is_file())
 
-    def assignment(self, name: str | None = None):
-        """The assignment ``name``, else the configured default, else the only one."""
-
+    def assignment(self, name: str | None = None, handins: Path | None = None):
+        """The assignment ``name``, else the configured default, else the only one, else the one
+        whose files the hand-ins in ``handins`` hold (``recognize``)."""
         names = self.names()
         name = name or self.settings.assignment
         if name is None:
-            if len(names) != 1:
-                where = self.solutions
-                raise CourseError(f"{where} holds {len(names)} assignments ({', '.join(names) or 'none'}): "
+            if len(names) == 1:
+                name = names[0]
+            elif handins is not None and (found := self.recognize(handins)):
+                name = found
+            else:
+                raise CourseError(f"{self.solutions} holds {len(names)} assignments ({', '.join(names) or 'none'}): "
                                   "name one with --assignment NAME (or `assignment = ...` in course.toml)")
-            name = names[0]
         if name not in names:
             raise CourseError(f"no assignment {name!r} in {self.solutions} (there: {', '.join(names) or 'none'}); "
                               f"`grader new {name}` makes one")
         return self._assignment(name)
+
+    def recognize(self, handins: Path, sample: int = 20) -> str | None:
+        """The one assignment whose files (or notebook) the first hand-ins hold; None if
+        none or several do. Folder names and file names only: nothing is read."""
+        entries = sorted(p for p in Path(handins).iterdir() if not p.name.startswith("."))[:sample]
+        held = {p.name for e in entries if e.is_dir() for p in e.iterdir()} | {e.name for e in entries}
+        matches = []
+        for name in self.names():
+            a = self._assignment(name)
+            wanted = {Path(f).name for f in a.files} | {a.notebook}
+            if held & wanted:
+                matches.append(name)
+        return matches[0] if len(matches) == 1 else None
 
     def _assignment(self, name: str):
         from grader.assignment import Assignment

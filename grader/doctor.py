@@ -54,27 +54,31 @@ def _userns_lines() -> tuple[list[str], list[str]]:
     return lines, hints
 
 
-def doctor_lines(course, assignment: str, measure: bool = False) -> list[tuple[str, bool]]:
-    """(line, good) for an instructor; not good: this machine cannot grade (see the canary's lines)."""
+def doctor_lines(course, assignments: list[str], measure: bool = False) -> list[tuple[str, bool]]:
+    """(line, good) for an instructor; not good: this machine cannot grade (see the canary's lines).
+
+    One canary per assignment: each one's reference graded end to end through the sandbox."""
     from grader import canary
     from grader.grading import Grading
+    from grader.hidden.session import HiddenTestsError
 
     lines = [(line, True) for line in _machine_lines(measure)]
     lines.append((f"course: {course.label}", True))
-    from grader.hidden.session import HiddenTestsError
-
-    try:
-        proof = canary.run(Grading.of(course, assignment))
-    except HiddenTestsError as exc:
-        proof = canary.Canary(False, "isolation: unknown", 0.0, [str(exc)], ["fix the hidden tests first"])
-    lines += [(line, proof.ok) for line in proof.report().splitlines()]
-    if not proof.ok:
+    proofs = []
+    for name in assignments:
+        try:
+            proof = canary.run(Grading.of(course, name))
+        except HiddenTestsError as exc:
+            proof = canary.Canary(False, "isolation: unknown", 0.0, [str(exc)], ["fix the hidden tests first"])
+        proofs.append(proof)
+        lines += [(f"{name}: {line}", proof.ok) for line in proof.report().splitlines()]
+    if not all(p.ok for p in proofs):
         lines.append(("cannot grade here: nothing would be graded until the problem above is fixed", False))
-    elif proof.full:
+    elif all(p.full for p in proofs):
         lines.append(("isolation: full (proven: the canary ran in the full sandbox)", True))
         lines.append(("full isolation: `--sandbox required` will work", True))
     else:
-        lines.append((proof.isolation, True))
+        lines.append((proofs[0].isolation, True))
         lines.append(("`--sandbox required` refuses to grade until full isolation is available; `auto` grades "
                       "with the reduced isolation above", True))
     return lines

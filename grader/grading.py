@@ -20,9 +20,11 @@ class Grading:
 
     @classmethod
     def of(cls, course: Course, assignment: str | None = None, *, sandbox: str | None = None,
-           select: str | None = None) -> Grading:
+           select: str | None = None, handins: Path | None = None) -> Grading:
+        """``handins``: recognize the assignment from them when the course has several and
+        none is named."""
         settings = course.settings if sandbox is None else dataclasses.replace(course.settings, sandbox=sandbox)
-        return cls(course.assignment(assignment), settings, course.secrets(), select)
+        return cls(course.assignment(assignment, handins), settings, course.secrets(), select)
 
     def prestart(self, uid: int) -> None:
         """Start this grading's sandbox for ``uid`` now, without waiting: it imports numpy

@@ -82,10 +82,14 @@ def test_one_installation_grades_two_assignments(course, tmp_path):
     assert BACKPROP.title in (tmp_path / "backprop" / "class.html").read_text()
 
 
-def test_the_course_must_say_which_assignment(course, tmp_path):
+def test_the_assignment_is_named_or_recognized_from_the_hand_ins(course, tmp_path):
     (tmp_path / "s" / "a").mkdir(parents=True)
+    (tmp_path / "s" / "a" / "notes.txt").write_text("no assignment's file")
     done = grader("grade", tmp_path / "s", "--out", tmp_path / "r", cwd=course)
     assert done.returncode == 2 and "--assignment" in done.stderr and "backprop, dropout" in done.stderr
+    shutil.copytree(CLASS / "db-mean", tmp_path / "k" / "db-mean")
+    done = grader("grade", tmp_path / "k", "--out", tmp_path / "r", cwd=course)
+    assert done.returncode == 0 and "assignment: backprop" in done.stderr, done.stderr
 
 
 def every_shipped_assignment() -> list[Assignment]:

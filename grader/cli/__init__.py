@@ -62,8 +62,10 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
     workers = (os.cpu_count() or 1) if jobs == "auto" else int(jobs) if jobs.isdigit() else 0
     if workers < 1:
         raise click.BadParameter("a positive number or 'auto'", param_hint="--jobs")
-    assignment_of(course, assignment)
-    grading = Grading.of(course, assignment, sandbox=sandbox, select=select)
+    try:
+        grading = Grading.of(course, assignment, sandbox=sandbox, select=select, handins=submissions)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
     grading.prestart(host.process_uid())  # warms up while the rest is imported
 
     from rich.console import Console
@@ -74,6 +76,7 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
     from grader.hidden.session import HiddenTestsError
 
     console = Console(stderr=True)
+    console.print(f"assignment: {grading.assignment.name} ({grading.assignment.title})", highlight=False)
     if grading.settings.public_seed:
         console.print("[yellow]warning[/]: grading with the public default seed: every input can be "
                       "precomputed. Set a private `seed` in course.toml (`grader init` writes one).")
@@ -115,7 +118,7 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
 
 @main.command(epilog=EPILOG)
 @course_options
-@click.option("--assignment", help="The assignment whose reference is the canary [default: the course's].")
+@click.option("--assignment", help="The assignment whose reference is the canary [default: every one].")
 @click.option("--measure", is_flag=True, help="Also time a sandboxed worker start.")
 def doctor(course, assignment: str | None, measure: bool) -> None:
     """Prove this machine can grade (the reference, graded end to end) and show its isolation.
@@ -127,7 +130,10 @@ def doctor(course, assignment: str | None, measure: bool) -> None:
     from grader.doctor import doctor_lines
 
     ok = True
-    for line, good in doctor_lines(course, assignment_of(course, assignment).name, measure=measure):
+    names = [assignment_of(course, assignment).name] if assignment else course.names()
+    if not names:
+        raise Refusal(f"no assignment in {course.solutions}: nothing to prove the sandbox with")
+    for line, good in doctor_lines(course, names, measure=measure):
         click.echo(line)
         ok = ok and good
     if not ok:
