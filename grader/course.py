@@ -157,8 +157,9 @@ class Course:
             elif handins is not None and (found := self.recognize(handins)):
                 name = found
             else:
-                raise CourseError(f"{self.solutions} holds {len(names)} assignments ({', '.join(names) or 'none'}): "
-                                  "name one with --assignment NAME (or `assignment = ...` in course.toml)")
+                raise CourseError(f"{self.solutions} holds {len(names)} assignments "
+                                  f"({', '.join(names) or 'none'}): name one with --assignment NAME "
+                                  "(or `assignment = ...` in course.toml)")
         if name not in names:
             raise CourseError(f"no assignment {name!r} in {self.solutions} (there: {', '.join(names) or 'none'}); "
                               f"`grader new {name}` makes one")
