@@ -24,6 +24,7 @@ from grader.authoring.release import solution_lines
 from grader.cli import main
 from grader.intake import notebook as intake_nb
 from grader.intake.submission import Submission, stage
+from grader.reports import student_folder
 
 EXAMPLES = REPO / "examples" / "class"
 
@@ -265,8 +266,8 @@ def test_grader_grade_accepts_nbgrader_submitted_layout(tmp_path):
     write_nb(root / "erin" / "backprop" / "backprop.ipynb", authoring.source_notebook(BACKPROP))
     result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1"])
     assert result.exit_code == 0, result.output
-    erin = json.loads((tmp_path / "out" / "erin" / "report.json").read_text(encoding="utf-8"))
-    dave = json.loads((tmp_path / "out" / "dave" / "report.json").read_text(encoding="utf-8"))
+    erin = json.loads((student_folder(tmp_path / "out", "erin") / "report.json").read_text(encoding="utf-8"))
+    dave = json.loads((student_folder(tmp_path / "out", "dave") / "report.json").read_text(encoding="utf-8"))
     assert erin["score"] == erin["max_score"] == sum(e.max_points for e in BACKPROP.exercises)
     assert 0 < dave["score"] < dave["max_score"] and dave["parts"]["ShoppingGraph"]["score"] == 0
     assert dave["notes"][0].startswith("Your notebook backprop.ipynb was graded")
@@ -291,24 +292,24 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     loose = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "2"])
     assert loose.exit_code == 0, loose.output
     assert "jack.ipynb: jack/ is a folder too" in loose.output and "notes.txt: not a folder" in loose.output
-    assert "'bad id.ipynb': a student id may use" in loose.output
-    kim = json.loads((tmp_path / "out" / "kim" / "report.json").read_text(encoding="utf-8"))
-    assert kim["score"] == 0 and (tmp_path / "out" / "kim" / "report.html").is_file()
+    assert "bad id.ipynb: a student id starts with" in loose.output
+    kim = json.loads((student_folder(tmp_path / "out", "kim") / "report.json").read_text(encoding="utf-8"))
+    assert kim["score"] == 0 and (student_folder(tmp_path / "out", "kim") / "report.html").is_file()
     assert any(n.startswith("kim.ipynb is not a valid notebook: broken JSON at line 1") and
                "Nothing could be graded" in n for n in kim["notes"]), kim["notes"]
     in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1"])
     assert in_folders.exit_code == 0, in_folders.output
     for student in ("gina", "hank", "iris"):
-        got = json.loads((tmp_path / "out" / student / "report.json").read_text(encoding="utf-8"))
-        want = json.loads((tmp_path / "ref" / student / "report.json").read_text(encoding="utf-8"))
+        got = json.loads((student_folder(tmp_path / "out", student) / "report.json").read_text(encoding="utf-8"))
+        want = json.loads((student_folder(tmp_path / "ref", student) / "report.json").read_text(encoding="utf-8"))
         assert got["parts"] == want["parts"], student
         assert [(t["name"], t["score"]) for t in got["tests"]] == [(t["name"], t["score"]) for t in want["tests"]]
         assert got["notes"][0].startswith(f"Your notebook {student}.ipynb was graded"), got["notes"]
-    scores = {s: json.loads((tmp_path / "out" / s / "report.json").read_text(encoding="utf-8"))["score"]
+    scores = {s: json.loads((student_folder(tmp_path / "out", s) / "report.json").read_text("utf-8"))["score"]
               for s in ("gina", "hank", "iris", "jack")}
     assert scores["gina"] == sum(e.max_points for e in BACKPROP.exercises) and scores["iris"] == scores["gina"] - 3
     assert scores["hank"] < scores["gina"]
-    jack = json.loads((tmp_path / "out" / "jack" / "report.json").read_text(encoding="utf-8"))
+    jack = json.loads((student_folder(tmp_path / "out", "jack") / "report.json").read_text(encoding="utf-8"))
     assert not any("notebook" in n for n in jack["notes"]), "the folder, not the notebook, was graded"
 
 

@@ -49,7 +49,7 @@ from traitlets import Unicode
 from grader import course as courses
 from grader.authoring.notebook import strip_hidden
 from grader.grading import Grading
-from grader.intake.notebook import extract_cells
+from grader.intake.notebook import safe_extract
 from grader.nb import cell_score, feedback, grade_notebook
 
 KEY = "grader"  # our entry in nbconvert's resources
@@ -179,7 +179,7 @@ class GradeInSandbox(NbGraderPreprocessor):
         result = grade_notebook(data, student, state.grading)
         for error in result.grader_errors:
             self.log.error("grader error (the item scores 0 until regraded): %s", error)
-        resources[KEY] = {"result": result, "extracted": extract_cells(nb, state.grading.assignment),
+        resources[KEY] = {"result": result, "extracted": safe_extract(nb, state.grading.assignment),
                           "gradebook": _Gradebook(resources["nbgrader"]["db_url"]), "key": key,
                           "files": state.fingerprint()}
         self.log.info("%s: graded in the sandbox (%s): %s / %s", student, result.isolation,
