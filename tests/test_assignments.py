@@ -68,8 +68,8 @@ def test_one_installation_grades_two_assignments(course, tmp_path):
     got = grades(tmp_path / "dropout")
     assert {s: float(r["score"]) for s, r in got.items()} == {"good": 5.0, "nomask": 3.0, "remask": 3.0}
     assert list(got["good"])[3:] == ["Dropout"]
-    assert "Dropout (test assignment)" in (tmp_path / "dropout" / "good" / "report.html").read_text()
-    named = json.loads((tmp_path / "dropout" / "nomask" / "report.json").read_text())
+    assert "Dropout (test assignment)" in (tmp_path / "dropout" / "students" / "good" / "report.html").read_text()
+    named = json.loads((tmp_path / "dropout" / "students" / "nomask" / "report.json").read_text())
     assert "mask-ignored" in {t["misconception"] for t in named["tests"]}
 
     backprop = tmp_path / "backprop-class"

@@ -16,6 +16,7 @@ from conftest import BACKPROP, GRADER, REPO, SOLUTIONS
 
 from grader.authoring import release
 from grader.judging.misconceptions import catalogue
+from grader.reports import student_folder
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ def graded(tmp_path_factory):
 
 
 def report(out, student) -> dict:
-    return json.loads((out / student / "report.json").read_text())
+    return json.loads((student_folder(out, student) / "report.json").read_text())
 
 
 def test_batch_completes_with_every_report(graded):
@@ -42,7 +43,7 @@ def test_batch_completes_with_every_report(graded):
     assert proc.returncode == 0, proc.stderr
     for student in EXPECTED:
         for name in ("report.json", "report.md", "report.html", "results.json"):
-            assert (out / student / name).stat().st_size > 0, (student, name)
+            assert (student_folder(out, student) / name).stat().st_size > 0, (student, name)
     assert "isolation: full" in proc.stderr
     assert re.search(r"\d+ students: mean", proc.stdout), proc.stdout
     assert "ada-book" in proc.stdout  # the summary table
@@ -147,7 +148,7 @@ def test_feedback_never_shows_solution_or_hidden_test_code(graded):
         own = {line.strip() for f in (CLASS / student).glob("*.py")
                for line in f.read_text().splitlines()}  # their tracebacks quote their own code
         for name in ("report.json", "report.md", "report.html", "results.json"):
-            text = (out / student / name).read_text()
+            text = (student_folder(out, student) / name).read_text()
             leaked = [line for line in secret - own if line in text]
             assert not leaked, (student, name, leaked[:3])
 

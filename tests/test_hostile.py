@@ -58,7 +58,7 @@ from hostile import attacks as A
 from hostile.procs import kill_group
 
 from grader.batch import grade_class
-from grader.reports import REPORT_CAP
+from grader.reports import REPORT_CAP, student_folder
 from grader.sandbox import WORKER_UID, Limits
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -260,7 +260,7 @@ def hashes(root: Path) -> dict[str, str]:
 
 
 def report(out: Path, student: str) -> dict:
-    return json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+    return json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
 
 
 def items(rep: dict) -> dict[str, dict]:
@@ -333,7 +333,7 @@ def test_the_batch_completes_with_every_report(batch):
     students = sorted([*HONEST, *IN_BATCH])
     for student in students:
         for name in ("report.json", "report.md", "report.html", "results.json"):
-            path = batch.out / student / name
+            path = student_folder(batch.out, student) / name
             assert path.is_file() and path.stat().st_size > 0, f"{student}: {name} missing"
             assert path.stat().st_size <= REPORT_CAP, f"{student}: {name} is over REPORT_CAP"
         assert batch.report(student)["student"] == student
@@ -350,8 +350,8 @@ def test_the_batch_completes_with_every_report(batch):
 
 def test_honest_students_get_exactly_their_normal_report(batch):
     for student in HONEST:
-        alone = (batch.clean_out / student / "report.json").read_bytes()
-        beside_attackers = (batch.out / student / "report.json").read_bytes()
+        alone = (student_folder(batch.clean_out, student) / "report.json").read_bytes()
+        beside_attackers = (student_folder(batch.out, student) / "report.json").read_bytes()
         assert beside_attackers == alone, f"{student}: graded beside attackers, the report changed"
 
 
@@ -394,7 +394,7 @@ def test_output_flood_is_capped_and_reports_stay_small(batch):
     assert output.startswith("flood"), output[:100]
     assert len(output.encode()) <= COURSE.settings.limits.output_bytes + 200, len(output.encode())
     assert re.search(r"\b(19\d|20\d)\d{6} more bytes", output), output[-200:]  # ~200 MB dropped
-    total = sum(p.stat().st_size for p in (batch.out / "output-flood").iterdir())
+    total = sum(p.stat().st_size for p in student_folder(batch.out, "output-flood").iterdir())
     assert total <= 4 * REPORT_CAP
     assert (batch.out / "class.html").stat().st_size < 2 * REPORT_CAP
 
@@ -441,7 +441,7 @@ def test_files_outside_the_submissions_are_untouched(batch, host):
     inside_tmp = {p for p in found if p.startswith("/tmp/") and not p.startswith(base)}
     succeeded = {p for p, how in found.items() if not how.startswith("failed")}
     assert succeeded <= inside_tmp, f"writes outside the sandbox's private /tmp: {succeeded - inside_tmp}"
-    victim = json.loads((batch.out / "honest-ref" / "report.json").read_text())
+    victim = json.loads((student_folder(batch.out, "honest-ref") / "report.json").read_text())
     assert victim["score"] == 88.0 and victim["student"] == "honest-ref"
     rows = {}
     for folder in (batch.out, batch.clean_out):
@@ -567,7 +567,7 @@ def test_a_student_folder_that_is_a_symlink_is_not_graded_as_its_target(tmp_path
     if report(out, "alice")["score"] != 88.0:
         pytest.fail("alice, the real folder, was not graded normally")
     for student in ("mallory", "mallet"):
-        path = out / student / "report.json"
+        path = student_folder(out, student) / "report.json"
         score = json.loads(path.read_text())["score"] if path.exists() else 0
         assert score == 0, f"{student} (a symlink) scored {score}"
 

@@ -24,6 +24,7 @@ from conftest import BACKPROP, RELEASE, SOLUTIONS, command
 from nbgrader.api import Gradebook
 
 from grader.authoring.release import solution_lines
+from grader.reports import student_folder
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.slow]
 
@@ -136,7 +137,7 @@ def gradebook(course) -> dict[str, dict[str, object]]:
 
 
 def cli_parts(course, student: str) -> dict[str, float]:
-    report = json.loads((course.root / "cli" / student / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((student_folder(course.root / "cli", student) / "report.json").read_text(encoding="utf-8"))
     return {part: totals["score"] for part, totals in report["parts"].items()}
 
 

@@ -284,8 +284,9 @@ def _hostile_write():
     import glob, json, os
     out, me = __OUT__, os.path.basename(__SUBMISSION__)
     forged = json.dumps({"student": me, "score": 100, "max_score": 100, "parts": {}, "tests": []})
-    overwrite = [os.path.join(out, __VICTIM__, "report.json"), os.path.join(out, "grades.csv"),
-                 os.path.join(out, me, "report.json"), os.path.join(out, me, "results.json"),
+    students = os.path.join(out, "students")
+    overwrite = [os.path.join(students, __VICTIM__, "report.json"), os.path.join(out, "grades.csv"),
+                 os.path.join(students, me, "report.json"), os.path.join(students, me, "results.json"),
                  *__SENTINELS__]
     create = [*__NEW_FILES__, os.path.join(out, ".hostile-" + __TOKEN__),
               os.path.join(__SUBMISSION__, "hostile-" + __TOKEN__),
