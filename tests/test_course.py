@@ -15,6 +15,7 @@ from conftest import REPO, SOLUTIONS
 from grader import course
 from grader.assignment import Assignment, AssignmentError
 from grader.cli.common import CANNOT_GRADE, GRADER_FAILURES, USAGE
+from grader.reports import student_folder
 
 CLASS = REPO / "examples" / "class"
 
@@ -206,7 +207,8 @@ def test_sandbox_required_is_decided_by_the_canary(tmp_path):
     required = grader("grade", tmp_path / "class", "--out", tmp_path / "r1", "--sandbox", "required", cwd=REPO,
                       env=env)
     assert required.returncode == CANNOT_GRADE and "full isolation required" in required.stderr, required.stderr
-    assert not (tmp_path / "r1" / "db-mean").exists()
+    assert not student_folder(tmp_path / "r1", "db-mean").exists()
     auto = grader("grade", tmp_path / "class", "--out", tmp_path / "r2", cwd=REPO, env=env)
     assert auto.returncode == 0, auto.stderr
-    assert "isolation: reduced (bubblewrap not found" in (tmp_path / "r2" / "db-mean" / "report.md").read_text()
+    page = (student_folder(tmp_path / "r2", "db-mean") / "report.md").read_text()
+    assert "isolation: reduced (bubblewrap not found" in page

@@ -511,20 +511,30 @@ def shared_memory(tmp_path_factory, host) -> dict:
     grade_class(root, out, COURSE, jobs=2,
                 on_done=lambda r: held.__setitem__(r.student, _shmem_mb() - before))
     freed = not wait_for(lambda: _shmem_mb() - before > 256, 5)
-    found = A.reports(report(out, "shared-memory").get("output", "")).get("shm", [{}])[0]
+    found = A.reports(report(out, "shared-memory").get("output", "")).get("shm", [{}])[-1]
     return {"held": held, "freed": freed, "made_mb": found.get("mb", 0),
             "honest": report(out, "honest-ref")["score"]}
 
 
 def test_shared_memory_is_freed_when_the_batch_ends(shared_memory):
-    assert shared_memory["made_mb"] >= 1024, "the attack did not get its memory: the checks would be blind"
+    _not_blind(shared_memory)
     assert shared_memory["freed"], "the submission's shared memory outlived the whole batch"
     assert shared_memory["honest"] == 88.0
 
 
+def _not_blind(shared_memory: dict) -> None:
+    """The attack got its 1.5 GB, or a memory cgroup stopped it at memory_mb (which it must)."""
+    from grader import cgroups
+
+    made, limit = shared_memory["made_mb"], COURSE.settings.limits.memory_mb
+    if cgroups.support().ok:
+        assert 0 < made <= limit, f"{made} MB of shared memory held with memory_mb = {limit}"
+    elif made < 1024:
+        pytest.fail("the attack did not get its memory: the checks would be blind")
+
+
 def test_shared_memory_is_released_when_its_grading_ends(shared_memory):
-    if shared_memory["made_mb"] < 1024:
-        pytest.fail("the attack did not get its memory: the check would be blind")
+    _not_blind(shared_memory)
     held = shared_memory["held"]["shared-memory"]
     assert held < 256, f"{held} MB of the submission's shared memory outlived its grading"
 
@@ -539,6 +549,81 @@ def test_nothing_a_student_leaves_reaches_the_next_one(tmp_path, host):
         pytest.fail(f"the attack could not leave anything, the check would be blind: {left}")
     seen = A.reports(report(out, "b-looks")["output"])["look"][0]
     assert seen == {"tmp": [], "shm": [], "msg": [], "sem": []}, f"the next student found {seen}"
+
+
+def test_queues_keys_and_sockets_a_student_leaves_do_not_reach_the_next_one(tmp_path, host):
+    """Beyond /tmp and SysV IPC: a POSIX message queue, the keyrings, an abstract socket a
+    leftover process serves, /dev/shm. Each is either refused to the first student or gone
+    for the next one of the same slot (jobs=1)."""
+    root, out = tmp_path / "class", tmp_path / "reports"
+    A.write(root / "a-leaves", A.ATTACKS["leaves-more-residue"].sources(host.context))
+    A.write(root / "b-looks", A.ATTACKS["looks-for-more-residue"].sources(host.context))
+    grade_class(root, out, COURSE, jobs=1)
+    left = A.reports(report(out, "a-leaves").get("output", "")).get("leave-more", [{}])[0]
+    if left.get("mqueue") != "left" or left.get("abstract socket") != "left":
+        pytest.fail(f"the attack could not leave its queue and socket, the check would be blind: {left}")
+    seen = A.reports(report(out, "b-looks")["output"])["look-more"][0]
+    found = {what: got for what, got in seen.items() if got}
+    assert found == {}, f"the next student found {found} (left: {left})"
+
+
+def test_no_escape_from_the_limits_through_the_kernel(grade, tmp_path, host):
+    """Run as root, a new user namespace gives every capability inside it; io_uring,
+    userfaultfd, perf and bpf are the kernel's largest surfaces; keys outlive the process."""
+    result, _ = _grade_alone(grade, tmp_path, "escapes", host)
+    found = A.reports(result.output).get("escapes", [None])[0]
+    if not found:
+        pytest.fail(f"the attack never reported: {result.output[-500:]}")
+    allowed = {call: how for call, how in found.items() if not how.startswith("refused")}
+    assert allowed == {}, f"the sandbox let these through: {allowed}"
+    assert sum(t.score for t in result.tests) == 88.0, "refusing them costs an honest hand-in nothing"
+
+
+def test_memory_outside_any_process_is_charged_where_cgroups_allow(grade, tmp_path, host):
+    """memfd pages filled with write() are in no process's RSS: a memory cgroup charges them;
+    where the machine has none, `grader doctor` says so."""
+    from grader import cgroups
+    from grader.doctor import doctor_lines
+
+    if not cgroups.support().ok:
+        lines = [line for line, _ in doctor_lines(make_grading_course(), ["backprop"])]
+        assert any(line.startswith("memory cgroup: not available (") for line in lines), lines
+        return
+    result, _ = _grade_alone(grade, tmp_path, "memfd-memory", host)
+    limit = COURSE.settings.limits.memory_mb
+    found = A.reports(result.output).get("memfd", [{}])[0]
+    held = found.get("held_mb", 0)
+    stopped = "exceeded the memory limit" in result.output + " ".join(result.notes)
+    if not found and not stopped:
+        pytest.fail(f"the attack neither reported nor was stopped: {result.output[-500:]}")
+    assert held <= limit, f"the submission held {held} MB in memfds (memory_mb = {limit})"
+
+
+def make_grading_course():
+    from grader import course
+
+    return course.find(REPO)
+
+
+def test_what_a_submission_prints_reaches_its_report_even_when_it_is_killed(grade, tmp_path, host):
+    result, _ = _grade_alone(grade, tmp_path, "prints-then-hangs", host)
+    found = A.reports(result.output)
+    assert "printed-at-import" in found, result.output[-500:]
+    assert "printed-in-backward" in found, result.output[-500:]
+    assert any(t.status == "timeout" for t in result.tests), "the attack did hang"
+
+
+@pytest.mark.parametrize("name", ["forges-a-deep-reply", "forges-an-overflowing-frame"])
+def test_a_forged_reply_is_the_students_error_not_the_graders(grade, tmp_path, host, name):
+    result, _ = _grade_alone(grade, tmp_path, name, host)
+    assert result.grader_errors == [], result.grader_errors
+    affine = [t for t in result.tests if t.part == "Affine" and not FORWARD_ITEM.match(t.name)]
+    assert affine and all(t.status == "error" and t.score == 0 for t in affine), [(t.name, t.status)
+                                                                                   for t in affine]
+    assert any("malformed data" in t.feedback for t in affine), affine[0].feedback
+    full = {e.part: float(e.max_points) for e in BACKPROP.exercises}
+    untouched = {p: s["score"] for p, s in result.parts().items() if p not in A.ATTACKS[name].affected}
+    assert untouched == {p: full[p] for p in untouched}, untouched
 
 
 def test_symlinks_inside_a_hand_in_are_not_followed(tmp_path):

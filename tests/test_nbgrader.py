@@ -74,7 +74,8 @@ class Notebooks:
         self.solved = {c["id"]: "".join(c["source"]) for c in source["cells"]
                        if "file" in c["metadata"].get("grader", {})}
 
-    def hand_in(self, student: str, edits=(), extra=(), solve: bool = True) -> Path:
+    def hand_in(self, student: str, edits=(), extra=(), solve: bool = True, nbgrader=None) -> Path:
+        """``nbgrader``: cell id -> the nbgrader metadata the student gave that cell."""
         nb = copy.deepcopy(self.release)
         for cell in nb["cells"]:
             if solve and cell["id"] in self.solved:
@@ -86,6 +87,9 @@ class Notebooks:
             at = next(n for n, c in enumerate(nb["cells"]) if c["id"] == "layers-top")
             nb["cells"].insert(at + 1 + i, {"cell_type": "code", "id": f"own-{i}", "metadata": {},
                                             "execution_count": None, "outputs": [], "source": code})
+        for cell in nb["cells"]:
+            if cell["id"] in (nbgrader or {}):
+                cell["metadata"]["nbgrader"] = nbgrader[cell["id"]]
         path = self.course / "submitted" / student / "backprop" / "backprop.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
@@ -267,6 +271,38 @@ def test_kernels_that_write_the_gradebook_or_the_reference_are_undone_and_not_gr
     for student in ("zz-gradebook", "zz-files"):
         assert all(g.manual is None and g.auto is None for g in after.get(student, {}).values())
         assert not (course.path / "autograded" / student / "backprop").exists(), "nbgrader removes a failed one"
+
+
+# a student's own grade cells: their solution cell marked `grade: true`, a cell of theirs with
+# metadata copied from another course's notebook, a class cell with `grade: true` and no id
+MARKED = {
+    "zz-mark-own": ([], {"layers-Affine": {"grade": True, "grade_id": "layers-Affine", "locked": False,
+                                           "points": 88, "schema_version": 3, "solution": True}}),
+    "zz-mark-copied": (["x = 1\n"], {"own-0": {"grade": True, "grade_id": "cell-5f2a9c", "locked": True,
+                                               "points": 3, "schema_version": 3, "solution": False}}),
+    "zz-mark-noid": ([], {"layers-Relu": {"grade": True}}),
+}
+
+
+def test_cells_a_student_marked_as_grade_cells_are_graded_as_their_code(course, tmp_path):
+    """nbgrader's OverwriteCells/DeduplicateIds crashed on these (a silent 0 in export, no
+    feedback) while `grader grade` scored them: their metadata is the release's again first."""
+    for student, (extra, marks) in MARKED.items():
+        course.hand.hand_in(student, extra=extra, nbgrader=marks)
+    done = run(script("nbgrader") + ["autograde", "backprop", "--student", "zz-mark-*", "--force"],
+               course.path, course.env, check=False)
+    cli = run(script("grader") + ["grade", course.path / "submitted", "--out", tmp_path / "cli", "--config",
+                                  course.toml, "--jobs", "2"], course.root, course.env)
+    run(script("nbgrader") + ["generate_feedback", "backprop", "--student", "zz-mark-*", "--force"],
+        course.path, course.env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    book = gradebook(course)
+    for student in MARKED:
+        report = json.loads((student_folder(tmp_path / "cli", student) / "report.json").read_text("utf-8"))
+        assert {p: g.score for p, g in book[student].items()} == \
+            {p: t["score"] for p, t in report["parts"].items()}, (student, cli.stdout[-500:])
+        assert sum(g.score for g in book[student].values()) == TOTAL, student
+        assert "MulLayer: 10 / 10 points" in feedback_text(course, student)
 
 
 def test_a_no_execute_course_never_runs_student_code_outside_the_sandbox(course, tmp_path):

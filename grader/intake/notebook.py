@@ -22,8 +22,9 @@ from grader.intake.reading import Budget, HandinError, OverBudget, Tree, read_by
 
 MAX_NOTEBOOK_BYTES = 64 << 20      # outputs (plots) make notebooks big; the code is capped per file
 MAX_FILE_BYTES = 1 << 20           # as for a .py file
-MAX_CODE_BYTES = 4 << 20           # code cells read per notebook, all together
+MAX_CODE_BYTES = 2 << 20           # code cells read per notebook, all together
 MAX_CELLS = 20_000                 # cells looked at per notebook
+MAX_SCRATCH_NOTES = 20             # cells named one by one as not graded; the rest are counted
 MAX_NOTEBOOKS = 4                  # notebooks tried in one student's folder
 MARKER = re.compile(r"#[ \t]*file:[ \t]*(\S+\.py)")
 GRADE_MARK = "# Autograded:"
@@ -210,8 +211,11 @@ def _file_of(cell: _Cell, notes: list[str], assignment) -> str | None:
                      f"so it was graded as part of {owner}.")
         return owner
     if any(not line.lstrip().startswith("#") for line in cell.code.split("\n") if line.strip()):
-        notes.append(f"Cell {cell.number} (`{first[:60]}`) is not part of any file and was not graded.")
+        notes.append(_SCRATCH.format(number=cell.number, first=first[:60]))
     return None
+
+
+_SCRATCH = "Cell {number} (`{first}`) is not part of any file and was not graded."
 
 
 def extract_cells(nb: dict, assignment, name: str | None = None, budget: Budget | None = None) -> Extracted:
@@ -274,6 +278,11 @@ def extract_cells(nb: dict, assignment, name: str | None = None, budget: Budget 
         f" ({'; '.join(where)})." if where else
         f", but no cell of {', '.join(assignment.files)} was found in it.")
     out.notes.insert(0, summary)
+    scratch = [n for n in out.notes if n.endswith(" is not part of any file and was not graded.")]
+    if len(scratch) > MAX_SCRATCH_NOTES:
+        unnamed = set(scratch[MAX_SCRATCH_NOTES:])
+        out.notes = [n for n in out.notes if n not in unnamed]
+        out.notes.append(f"{len(unnamed)} more cells are not part of any file and were not graded.")
     if magics:
         out.notes.append(f"{magics} magic or shell line(s) (`%...`, `!...`) were commented out, not run.")
     return out

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PARSE_BYTES = 8 << 20     # student code parsed per hand-in, all attempts together
+PARSE_BYTES = 6 << 20     # student code parsed per hand-in, all attempts together
 SECONDS = 30.0            # reading one hand-in, whatever it holds (the caps keep it to ~1 s)
 MAX_DEPTH = 16            # folder levels searched below a student's folder
 MAX_ENTRIES = 20_000      # files and folders looked at in a student's folder
