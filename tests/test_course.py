@@ -18,6 +18,7 @@ from grader.cli.common import CANNOT_GRADE, GRADER_FAILURES, USAGE
 from grader.reports import student_folder
 
 CLASS = REPO / "examples" / "class"
+README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -116,6 +117,23 @@ def test_init_makes_a_course_with_a_private_seed(tmp_path):
     assert not (tmp_path / "c" / "assignments" / "backprop" / "hidden").exists()
     again = grader("init", tmp_path / "c", cwd=tmp_path)
     assert again.returncode == USAGE and "already exists" in again.stderr
+
+
+def test_init_writes_a_random_private_seed_and_the_public_one_warns(tmp_path):
+    for name in ("a", "b"):
+        assert grader("init", tmp_path / name, cwd=tmp_path).returncode == 0
+    seeds = [course.load_settings(tmp_path / name / "course.toml").seed for name in ("a", "b")]
+    assert seeds[0] != seeds[1] and all(s.bit_length() > 96 for s in seeds), "128 random bits each"
+    assert all(s.hex() not in README for s in map(lambda n: n.to_bytes(16, "big"), seeds))
+    assert oct((tmp_path / "a" / "course.toml").stat().st_mode & 0o777) == oct(0o600), "readable by its owner only"
+    shutil.copytree(CLASS / "db-mean", tmp_path / "class" / "db-mean")
+    public = grader("grade", tmp_path / "class", "--out", tmp_path / "r1", cwd=tmp_path)  # the bundled course
+    private = grader("grade", tmp_path / "class", "--out", tmp_path / "r2", cwd=tmp_path / "a")
+    assert public.returncode == private.returncode == 0, public.stderr + private.stderr
+    assert "warning: grading with a public or guessable seed" in " ".join(public.stderr.split())
+    assert "seed" not in private.stderr, private.stderr
+    (tmp_path / "a" / "course.toml").write_text("seed = 4242\n")  # short: found by trying them all
+    assert course.load_settings(tmp_path / "a" / "course.toml").public_seed
 
 
 def test_new_scaffolds_an_assignment_from_a_reference(tmp_path):

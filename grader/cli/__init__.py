@@ -79,8 +79,9 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
     console = Console(stderr=True)
     console.print(f"assignment: {grading.assignment.name} ({grading.assignment.title})", highlight=False)
     if grading.settings.public_seed:
-        console.print("[yellow]warning[/]: grading with the public default seed: every input can be "
-                      "precomputed. Set a private `seed` in course.toml (`grader init` writes one).")
+        console.print("[yellow]warning[/]: grading with a public or guessable seed (the default, or under 64 "
+                      "bits): every input can be precomputed. Set a private `seed` in course.toml (`grader init` "
+                      "writes 128 random bits).")
     try:
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as progress:

@@ -103,9 +103,11 @@ def _cells(nb: dict) -> list[dict]:
         cells = nb["cells"]
     else:  # nbformat 3: worksheets, code in "input"
         sheets = nb.get("worksheets")
+        sheets = [ws for ws in (sheets if isinstance(sheets, list) else []) if isinstance(ws, dict)]
+        if not all(isinstance(ws.get("cells", []), list) for ws in sheets):
+            raise NotebookError("the notebook is not a Jupyter notebook (a worksheet has no list of cells)")
         cells = [dict(c, source=c.get("input", c.get("source", "")))
-                 for ws in (sheets if isinstance(sheets, list) else []) if isinstance(ws, dict)
-                 for c in (ws.get("cells") if isinstance(ws.get("cells"), list) else []) if isinstance(c, dict)]
+                 for ws in sheets for c in ws.get("cells", []) if isinstance(c, dict)]
     if not isinstance(cells, list):
         raise NotebookError("the notebook is not a Jupyter notebook (its cells are not a list)")
     for number, cell in enumerate(cells, 1):

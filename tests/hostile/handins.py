@@ -123,7 +123,7 @@ def malformed_notebooks(root: Path) -> list[str]:
 # ids a spreadsheet would run as formulas; names a terminal or rich would interpret;
 # ids GitHub's Markdown would turn into links
 FORMULA_IDS = ("+SUM(1)", "-2+3", "@SUM(A1)", "=1+1")
-TERMINAL_NAMES = ("\x1b[31mred\x1b[0m", "\x1b]0;owned\x07title", "\u009b31mcsi", "[bold]markup[/bold]", "[/]",
+TERMINAL_NAMES = ("\x1b[31mred\x1b[0m", "\x1b]0;owned\x07title", "\u009b31mcsi", "[bold red]markup", "[link=x]y",
                   "\u202eright-to-left")
 LINK_IDS = ("www.example.com", "alice@example.com")
 
