@@ -38,10 +38,10 @@ def reference_cells() -> list[dict]:
 
 
 def stalling_notebook(root: Path, student: str = "stall-magic", spaces: int = 200_000) -> str:
-    """The reference, plus a cell that is not Python (so its magic lines are looked for)
-    holding a magic line and a line of ``spaces`` spaces: a backtracking pattern over that
-    line is quadratic (46 KB ~ 80 s, 1 MB hours)."""
-    cells = reference_cells() + [code_cell("%matplotlib inline\n" + " " * spaces + "?\n")]
+    """The reference, plus a cell of layers.py that is not Python (so its magic lines are
+    looked for) holding a magic line and a line of ``spaces`` spaces: a backtracking pattern
+    over that line is quadratic (46 KB ~ 80 s, 1 MB hours)."""
+    cells = reference_cells() + [code_cell("# file: layers.py\n%matplotlib inline\n" + " " * spaces + "?\n")]
     (root / f"{student}.ipynb").write_text(json.dumps(notebook(cells)), encoding="utf-8")
     return student
 
