@@ -42,7 +42,8 @@ def test_settings_read_every_key():
                                 '[limits]\ncall_seconds = 2.5\n')
     assert (got.seed, got.sandbox, got.assignment, got.limits.call_seconds, got.limits.memory_mb) == \
         (255, "off", "a1", 2.5, 1024)
-    assert course.Settings().public_seed and not got.public_seed
+    assert course.Settings().public_seed and got.public_seed, "the default, and 8 bits, are no secret"
+    assert not course.parse_settings(f'seed = "{"5f" * 16}"').public_seed
 
 
 # --- finding the course ------------------------------------------------------------------------

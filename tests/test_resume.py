@@ -150,7 +150,7 @@ def test_resume_after_sigkill_gives_the_same_grades(klass, uninterrupted, tmp_pa
     assert not regraded, f"finished before the kill, graded again: {regraded}"
     assert finished(out) == students(klass)
     for student in students(klass):
-        json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+        json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
     assert [t for t in temp_files(out) if t not in left_by_kill] == [], temp_files(out)
     for student in set(students(klass)) - set(done_before):  # graded by the resumed run
         assert (student_folder(out, student) / "report.json").read_bytes() == \
