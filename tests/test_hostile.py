@@ -597,7 +597,7 @@ def test_memory_outside_any_process_is_charged_where_cgroups_allow(grade, tmp_pa
     held = found.get("held_mb", 0)
     stopped = "exceeded the memory limit" in result.output + " ".join(result.notes)
     if not found and not stopped:
-        pytest.fail(f"the attack neither reported nor was stopped: {result.output[-500:]}")
+        pytest.fail(f"the attack neither reported nor was stopped: {result.output[-500:]} {result.notes}")
     assert held <= limit, f"the submission held {held} MB in memfds (memory_mb = {limit})"
 
 

@@ -196,6 +196,8 @@ class Zygote:
                 self.control.send(b'{"op": "kill"}')
             reply = self._expect("exited", self.answer_seconds)
         except (OSError, WorkerError, AttributeError):
+            if self.cgroup is not None:  # the kernel's word: still true of a zygote slow to clean up
+                self.memory_kills += self.cgroup.new_oom_kills()
             self.stop()  # a zygote that does not answer is replaced, never trusted
             return None
         kills = reply.get("memory_kills")
