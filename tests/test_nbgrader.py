@@ -238,7 +238,8 @@ def test_feedback_shows_our_feedback_and_no_hidden_or_solution_line(course):
     correct = {line.strip() for line in feedback_text(course, "correct").splitlines()}
     assert len(secret & correct) > 10, "the leak check sees the code at all"
     partly = feedback_text(course, "partly")
-    assert f"MulLayer: 7 / {MAX['MulLayer']:g} points" in partly and "FAILED Affine: db" in partly  # dx lost, protocol kept
+    # MulLayer: its dx items lost (2 x 2 points), its protocol kept (the same wrong formula everywhere)
+    assert f"MulLayer: 7 / {MAX['MulLayer']:g} points" in partly and "FAILED Affine: db" in partly
 
 
 # ------------------------------------------------------------ what a kernel may try
