@@ -208,11 +208,11 @@ def _grade_remote(todo: list[intake.Submission], out: Path, grading: Grading,
 
     client = cluster.connect(remote.scheduler, remote.cluster)
     try:
-        for student, result in cluster.grade_all(todo, grading, client, remote.allow_reduced):
+        for student, result, files in cluster.grade_all(todo, grading, client, remote.allow_reduced):
             if isinstance(result, str):
                 yield _failed(student, out, grading, result)
                 continue
-            write(result, out / student, grading)
+            write(result, out / student, grading, files)
             yield result
     finally:
         client.close()
@@ -271,13 +271,19 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
     return result
 
 
-def write(result: StudentResult, folder: Path, grading: Grading) -> None:
-    """The student's report files, report.json last; none is started once the CLI is gone."""
-    files = reports.render_student(result, hints(grading.assignment.exercises), title=grading.assignment.title)
+def write(result: StudentResult, folder: Path, grading: Grading, files: dict[str, str] | None = None) -> None:
+    """The student's report files (``files``: already rendered, e.g. by a cluster worker),
+    report.json last; none is started once the CLI is gone."""
+    files = files or render(result, grading)
     with host.writing():
         folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(files, key=lambda n: n == REPORT):
             reports.atomic_write(folder / name, files[name])
+
+
+def render(result: StudentResult, grading: Grading) -> dict[str, str]:
+    """file name -> text of every report file of one student."""
+    return reports.render_student(result, hints(grading.assignment.exercises), title=grading.assignment.title)
 
 
 _FAILED_NOTE = "grader error: "

@@ -107,9 +107,12 @@ def grade_remote(student: str, loose: bool, files: dict[str, bytes]) -> dict:
         sub = intake.Submission(student, folder, notebook)
         with host.staging() as staging:
             result = plugin.grading.grade(sub, staging, plugin.uid)
+    from grader import batch
+
+    result.notes.append(f"Graded on {worker.address} ({plugin.status['isolation']}).")
     data = result.to_json()
     data["grader_errors"] = list(result.grader_errors)
-    data["machine"] = f"{worker.address} ({plugin.status['isolation']})"
+    data["files"] = batch.render(result, plugin.grading)  # rendered here: the client only writes them
     return data
 
 
@@ -147,9 +150,10 @@ def bundle(assignment: Assignment) -> bytes:
 
 
 def grade_all(todo: list[intake.Submission], grading: Grading, client: Client,
-              allow_reduced: bool) -> Iterator[tuple[str, StudentResult | str]]:
-    """(student, result) as each arrives, exactly once per student, graded on the cluster;
-    a task that failed on every try gives (student, why) instead: the grader's failure."""
+              allow_reduced: bool) -> Iterator[tuple[str, StudentResult | str, dict | None]]:
+    """(student, result, its report files) as each arrives, exactly once per student, graded
+    on the cluster; a task that failed on every try gives (student, why, None) instead: the
+    grader's failure."""
     packed = bundle(grading.assignment)
     spec = {"seed": grading.settings.seed, "sandbox": grading.settings.sandbox,
             "limits": dict(vars(grading.settings.limits))}
@@ -169,7 +173,7 @@ def grade_all(todo: list[intake.Submission], grading: Grading, client: Client,
             if student in seen:
                 continue
             seen.add(student)
-            yield student, _result(student, future)
+            yield (student, *_result(student, future))
     except (OSError, TimeoutError, CancelledError) as exc:  # CommClosedError is an OSError
         said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SchedulerGone(f"the Dask scheduler went away ({said})") from None
@@ -183,17 +187,17 @@ def workers_status(client: Client) -> dict[str, dict]:
     return client.run(status)
 
 
-def _result(student: str, future) -> StudentResult | str:
+def _result(student: str, future) -> tuple[StudentResult | str, dict | None]:
     try:
         data = future.result()
     except (OSError, TimeoutError, CancelledError):
         raise
     except Exception as exc:  # the task failed on every try: the grader's failure, not the student's
-        return f"{type(exc).__name__} on the cluster: {exc}"
+        return f"{type(exc).__name__} on the cluster: {exc}", None
     result = StudentResult.from_json(data)
-    result.grader_errors = list(data.get("grader_errors", []))
-    result.notes.append(f"Graded on {data.get('machine', 'a cluster worker')}.")
-    return result
+    result.grader_errors = [str(e) for e in data.get("grader_errors", [])]
+    files = data.get("files")
+    return result, ({str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else None)
 
 
 def handin_files(sub: intake.Submission) -> tuple[dict[str, bytes], bool]:
