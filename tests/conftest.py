@@ -23,6 +23,7 @@ COURSE = course.find(REPO)
 BACKPROP = COURSE.assignment("backprop")
 SOLUTIONS = BACKPROP.folder
 RELEASE = REPO / "assignments" / "backprop"
+FULL = BACKPROP.max_points  # a correct hand-in's score
 
 
 def command(name: str) -> list[str]:

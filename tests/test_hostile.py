@@ -53,10 +53,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKPROP, GRADER, REPO, make_grading
+from conftest import BACKPROP, FULL, GRADER, REPO, make_grading
 from hostile import attacks as A
 from hostile.procs import kill_group
 
+from grader import sandbox
 from grader.batch import grade_class
 from grader.reports import REPORT_CAP, student_folder
 from grader.sandbox import WORKER_UID, Limits
@@ -200,12 +201,21 @@ def _is_bwrap(command: str) -> bool:
     return bool(command) and os.path.basename(command.split()[0]) == "bwrap"
 
 
+def _sandboxed(table, pid: int) -> bool:
+    """A zygote or a student process: a sandbox uid (root); not root, a process below a
+    bubblewrap (the sandbox runs as the grader's own uid)."""
+    uid, _, _, command = table[pid]
+    if os.geteuid() == 0:
+        return uid in SANDBOX_UIDS
+    return not _is_bwrap(command) and any(_is_bwrap(table[a][3]) for a in _ancestors(table, pid) if a in table)
+
+
 def sandbox_tree(root: int) -> dict[int, str]:
     """pid -> start time of every sandbox process below ``root``: bubblewrap and the processes
     of the sandbox uids (zygotes, student processes), to find them again later."""
     table = _table()
     return {pid: row[2] for pid, row in table.items()
-            if (row[0] in SANDBOX_UIDS or _is_bwrap(row[3])) and root in _ancestors(table, pid)}
+            if (_sandboxed(table, pid) or _is_bwrap(row[3])) and root in _ancestors(table, pid)}
 
 
 def leftovers(token: str, ours: dict[int, str], students_only: bool = False) -> list[str]:
@@ -230,7 +240,7 @@ def leftovers(token: str, ours: dict[int, str], students_only: bool = False) -> 
                                                if a in table):
             why = "sandbox uid outside any sandbox"
         elif ours.get(pid) == start:
-            student = uid in SANDBOX_UIDS and not (ppid in table and _is_bwrap(table[ppid][3]))
+            student = _sandboxed(table, pid) and not (ppid in table and _is_bwrap(table[ppid][3]))
             if student or not students_only:
                 why = "a student process of the batch" if student else "a sandbox of the batch"
         if why:
@@ -399,11 +409,23 @@ def test_output_flood_is_capped_and_reports_stay_small(batch):
     assert (batch.out / "class.html").stat().st_size < 2 * REPORT_CAP
 
 
+def _by_design(path: str) -> bool:
+    """In the interpreter's own install, bound at its host path (a venv's bin/grader script, numpy's
+    conftest.py), as sys.prefix tells anyone: as root the folders above it cannot be listed, not root
+    they can. In its site-packages, only the whitelisted packages count."""
+    if not any(sandbox._under(path, root) for root in sandbox._python_roots()):
+        return False
+    if any(sandbox._under(path, site) for site in sandbox._site_dirs()):
+        return any(sandbox._under(path, entry) for entry in sandbox._package_entries(sandbox.PACKAGES))
+    return True
+
+
 def test_reference_and_hidden_tests_are_not_on_disk(batch):
     for found in batch.found("reads-the-disk"):
         assert found["read"] == [], f"the submission read {found['read']}"
-        assert found["seen"] == [], f"the submission saw grader files: {found['seen']}"
-    assert batch.report("reads-the-disk")["parts"]["Affine"]["score"] == 15.0
+        seen = [p for p in found["seen"] if not _by_design(p)]
+        assert seen == [], f"the submission saw grader files: {seen}"
+    assert batch.report("reads-the-disk")["parts"]["Affine"]["score"] == BACKPROP.part("Affine").max_points - 3
 
 
 def test_the_grader_cannot_be_imported(batch):
@@ -423,7 +445,11 @@ def test_grader_proc_entries_are_invisible(batch, host):
         assert found["grader_pids_visible"] == [], found
         assert found["leaked"] == [], f"the secret or the reference was readable: {found['leaked']}"
         assert len(found["pids"]) <= 4, f"more than the sandbox's own pids visible: {found['pids']}"
-        environ = [p for p in found["readable"] if p.endswith("/environ") and p != f"/proc/{found['me']}/environ"]
+        # not root, pid 1 is bubblewrap's init as the same uid: its environment is the sandbox's
+        # (``leaked`` above: no secret in it); as root it runs as another uid and is unreadable
+        own_init = {"/proc/1/environ"} if os.geteuid() and "bwrap" in found["cmdlines"].get("1", "") else set()
+        environ = [p for p in found["readable"] if p.endswith("/environ")
+                   and p != f"/proc/{found['me']}/environ" and p not in own_init]
         assert environ == [], f"another process's environment was readable: {environ}"
     assert host.context.secret not in json.dumps(batch.report("reads-grader-proc"))
 
@@ -442,7 +468,7 @@ def test_files_outside_the_submissions_are_untouched(batch, host):
     succeeded = {p for p, how in found.items() if not how.startswith("failed")}
     assert succeeded <= inside_tmp, f"writes outside the sandbox's private /tmp: {succeeded - inside_tmp}"
     victim = json.loads((student_folder(batch.out, "honest-ref") / "report.json").read_text())
-    assert victim["score"] == 88.0 and victim["student"] == "honest-ref"
+    assert victim["score"] == FULL and victim["student"] == "honest-ref"
     rows = {}
     for folder in (batch.out, batch.clean_out):
         with open(folder / "grades.csv", newline="") as fh:
@@ -476,7 +502,7 @@ def _grade_alone(grade, tmp_path, name: str, host: Host, course=COURSE):
 
 def test_stopping_the_zygote_costs_no_more_than_a_hang(grade, tmp_path, host):
     result, seconds = _grade_alone(grade, tmp_path, "stops-the-zygote", host)
-    if sum(t.score for t in result.tests) != 88.0:  # not the hole: pytest.fail is not an xfail
+    if sum(t.score for t in result.tests) != FULL:  # not the hole: pytest.fail is not an xfail
         pytest.fail(f"stopping the zygote changed the score: {sum(t.score for t in result.tests)}")
     # ...and must not cost more than one hang: an honest hand-in takes < 1 s
     assert seconds < CALL_SECONDS + 3, f"one SIGSTOP cost {seconds:.1f} s (call_seconds {CALL_SECONDS:g})"
@@ -519,7 +545,7 @@ def shared_memory(tmp_path_factory, host) -> dict:
 def test_shared_memory_is_freed_when_the_batch_ends(shared_memory):
     _not_blind(shared_memory)
     assert shared_memory["freed"], "the submission's shared memory outlived the whole batch"
-    assert shared_memory["honest"] == 88.0
+    assert shared_memory["honest"] == FULL
 
 
 def _not_blind(shared_memory: dict) -> None:
@@ -576,7 +602,7 @@ def test_no_escape_from_the_limits_through_the_kernel(grade, tmp_path, host):
         pytest.fail(f"the attack never reported: {result.output[-500:]}")
     allowed = {call: how for call, how in found.items() if not how.startswith("refused")}
     assert allowed == {}, f"the sandbox let these through: {allowed}"
-    assert sum(t.score for t in result.tests) == 88.0, "refusing them costs an honest hand-in nothing"
+    assert sum(t.score for t in result.tests) == FULL, "refusing them costs an honest hand-in nothing"
 
 
 def test_memory_outside_any_process_is_charged_where_cgroups_allow(grade, tmp_path, host):
@@ -651,7 +677,7 @@ def test_a_student_folder_that_is_a_symlink_is_not_graded_as_its_target(tmp_path
     A.write(root / "alice", A.baseline_sources("reference"))
     (root / "mallet").symlink_to(root / "alice", target_is_directory=True)
     grade_class(root, out, COURSE, jobs=1)
-    if report(out, "alice")["score"] != 88.0:
+    if report(out, "alice")["score"] != FULL:
         pytest.fail("alice, the real folder, was not graded normally")
     for student in ("mallory", "mallet"):
         path = student_folder(out, student) / "report.json"
@@ -674,10 +700,9 @@ def test_a_fork_bomb_in_another_batch_does_not_cost_this_one(tmp_path, host):
                               "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True, env={**os.environ, "TMPDIR": str(tmp)})
     try:
-        def quiet():  # until the bombs hold most of the two leased uids' process limit
+        def quiet():  # until the bombs hold most of the two sandboxes' process limit (uids, or namespaces)
             table = _table()
-            return sum(1 for pid, (uid, *_) in table.items()
-                       if uid in SANDBOX_UIDS and first.pid in _ancestors(table, pid)) < 40
+            return sum(1 for pid in table if _sandboxed(table, pid) and first.pid in _ancestors(table, pid)) < 40
         if wait_for(quiet, 20):
             pytest.fail("the bombs never went off: the check would be blind")
         second = subprocess.run([*GRADER, "grade", str(honest), "--out", str(tmp_path / "r2"), "--jobs", "2"],
@@ -689,7 +714,7 @@ def test_a_fork_bomb_in_another_batch_does_not_cost_this_one(tmp_path, host):
         pytest.fail(f"the second batch did not complete: {second.stderr[-500:]}")
     for i in range(4):
         rep = report(tmp_path / "r2", f"honest-{i}")
-        assert rep["score"] == 88.0, f"honest-{i} scored {rep['score']}: {rep['notes']}"
+        assert rep["score"] == FULL, f"honest-{i} scored {rep['score']}: {rep['notes']}"
 
 
 def test_every_attack_compiles():

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKPROP, GRADER, REPO, make_grading
+from conftest import BACKPROP, FULL, GRADER, REPO, make_grading
 from hostile import handins as H
 
 from grader.batch import grade_class
@@ -42,7 +42,6 @@ from grader.sandbox import Limits
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 COURSE = make_grading(limits=Limits(call_seconds=2.0))
-FULL = 88.0
 STAGE = """
 import sys, time
 from pathlib import Path

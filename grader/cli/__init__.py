@@ -45,14 +45,18 @@ main.add_command(nbgrader)
               help="auto: strongest isolation available; required: refuse without full isolation.")
 @click.option("--resume", is_flag=True, help="Keep students already graded in --out.")
 @click.option("--select", metavar="EXPR", help="Only the hidden tests matching this pytest -k expression.")
+@click.option("--scheduler", metavar="ADDRESS", help="Grade on the running Dask cluster at ADDRESS (tcp://HOST:8786).")
+@click.option("--cluster", type=click.Choice(["slurm", "pbs"]),
+              help="Start a Dask cluster with dask-jobqueue (the course's [cluster] settings) and grade on it.")
 def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: str, sandbox: str | None,
-          resume: bool, select: str | None) -> None:
+          resume: bool, select: str | None, scheduler: str | None, cluster: str | None) -> None:
     """Grade a folder of submissions (a sub-folder or STUDENT.ipynb per student) into scored reports.
 
     \b
     Example:
         grader grade examples/class --out reports
         grader grade submissions/ --out reports --assignment backprop --jobs 2 --resume
+        grader grade submissions/ --out reports --scheduler tcp://10.0.0.5:8786
     """
     import os
 
@@ -66,7 +70,18 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
         grading = Grading.of(course, assignment, sandbox=sandbox, select=select, handins=submissions)
     except ValueError as exc:
         raise Refusal(str(exc)) from None
-    grading.prestart(host.process_uid())  # warms up while the rest is imported
+    remote = None
+    if scheduler or cluster:
+        import dataclasses
+
+        from grader.batch import Remote
+
+        if scheduler and cluster:
+            raise click.UsageError("--scheduler or --cluster, not both")
+        remote = Remote(scheduler, dataclasses.replace(course.settings.cluster, kind=cluster) if cluster
+                        else course.settings.cluster)
+    else:
+        grading.prestart(host.process_uid())  # warms up while the rest is imported
 
     from rich.console import Console
     from rich.markup import escape
@@ -75,6 +90,8 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
 
     from grader import batch, reports
     from grader.hidden.session import HiddenTestsError
+
+    SchedulerGone = _scheduler_gone() if remote else ()  # noqa: N806 - an exception class (or none)
 
     console = Console(stderr=True)
     console.print(f"assignment: {grading.assignment.name} ({grading.assignment.title})", highlight=False)
@@ -90,15 +107,20 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
                 submissions, out, grading, jobs=workers, resume=resume,
                 on_start=lambda total: progress.update(task, total=total, description="grading"),
                 on_done=lambda r: progress.update(task, advance=1, description=f"graded {escape(r.student)}"),
+                remote=remote,
             )
     except batch.NoStudents as exc:
         raise Refusal(str(exc)) from None
     except HiddenTestsError as exc:
         raise Refusal(str(exc)) from None
+    except SchedulerGone as exc:
+        raise Refusal(f"{exc}\nWhat was graded is written; run the same command again with --resume "
+                      "once a scheduler answers.", CANNOT_GRADE) from None
     except batch.CannotGrade as exc:
         raise Refusal(f"nobody was graded: the reference solution, graded first as a check, did not score "
                       f"full marks here.\n{exc}", CANNOT_GRADE) from None
-    console.print(Text(result.canary.report() if result.canary else "canary: skipped"))
+    console.print(Text(result.canary.report() if result.canary else
+                       "canary: run by every cluster worker before it took work" if remote else "canary: skipped"))
     for reason in result.skipped:
         console.print(Text.assemble(("skipped ", "yellow"), reports.display_text(reason)))
     out_console = Console()
@@ -216,3 +238,9 @@ def new(name: str, source: Path, course) -> None:
         raise Refusal(str(exc)) from None
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _scheduler_gone() -> type[Exception]:
+    from grader.cluster import SchedulerGone
+
+    return SchedulerGone
