@@ -134,7 +134,7 @@ def test_a_worker_killed_mid_batch_loses_nobody(cluster, local, tmp_path):
     run = subprocess.Popen([*GRADER, "grade", str(CLASS), "--out", str(out), "--scheduler", cluster.address],
                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not any(out.glob("*/report.json")) and time.monotonic() < deadline:
+    while not any(out.glob("students/*/report.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
     victims = cluster.worker_pids()
     assert victims, "no grading process found to kill"
@@ -154,7 +154,7 @@ def test_a_scheduler_that_goes_away_stops_the_run_and_resume_ends_it(local, tmp_
         run = subprocess.Popen([*GRADER, "grade", str(CLASS), "--out", str(out), "--scheduler", first.address],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while len(list(out.glob("*/report.json"))) < 3 and time.monotonic() < deadline:
+        while len(list(out.glob("students/*/report.json"))) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.killpg(first.scheduler.pid, signal.SIGKILL)
         _, stderr = run.communicate(timeout=300)
