@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from grader.cli.common import CANNOT_GRADE, EPILOG, GRADER_FAILURES, Refusal, assignment_of, course_options
+from grader.cli.gradescope import gradescope
 from grader.cli.nbgrader import nbgrader
 
 # numpy, pytest and jinja leave ~10^6 objects: moved out of the collector's sight, they cost
@@ -31,6 +32,7 @@ def main() -> None:
 
 
 main.add_command(nbgrader)
+main.add_command(gradescope)
 
 
 @main.command(epilog=EPILOG)
