@@ -71,12 +71,17 @@ class _ClusterSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     allow_reduced_isolation: bool = False
 
 
+class _GradescopeSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    visibility: Literal["visible", "after_due_date", "after_published", "hidden"] = "visible"
+
+
 class _Schema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     seed: Annotated[int, msgspec.Meta(ge=0)] | Annotated[str, msgspec.Meta(pattern=SEED_HEX)] = DEFAULT_SEED
     sandbox: Literal["auto", "required", "off"] = "auto"
     assignment: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][\w.-]*$")] | None = None
     limits: _LimitsSchema = msgspec.field(default_factory=_LimitsSchema)
     cluster: _ClusterSchema = msgspec.field(default_factory=_ClusterSchema)
+    gradescope: _GradescopeSchema = msgspec.field(default_factory=_GradescopeSchema)
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     assignment: str | None = None    # the default for --assignment
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    gradescope_visibility: str = "visible"  # [gradescope] visibility: who sees the results, when
 
     @property
     def public_seed(self) -> bool:
@@ -124,7 +130,8 @@ def parse_settings(text: str, source: str = CONFIG) -> Settings:
     seed = spec.seed if isinstance(spec.seed, int) else int(spec.seed.removeprefix("0x"), 16)
     return Settings(seed=seed, sandbox=spec.sandbox, assignment=spec.assignment,
                     limits=Limits(**msgspec.structs.asdict(spec.limits)),
-                    cluster=ClusterSettings(**msgspec.structs.asdict(spec.cluster)))
+                    cluster=ClusterSettings(**msgspec.structs.asdict(spec.cluster)),
+                    gradescope_visibility=spec.gradescope.visibility)
 
 
 def _readable(message: str, data: dict | None = None) -> str:
@@ -132,7 +139,8 @@ def _readable(message: str, data: dict | None = None) -> str:
     unknown = re.match(r"Object contains unknown field `(\w+)`(?: - at `\$\.?(\w*)`)?", message)
     if unknown:
         table = unknown.group(2) or ""
-        schema = {"limits": _LimitsSchema, "cluster": _ClusterSchema}.get(table, _Schema)
+        schema = {"limits": _LimitsSchema, "cluster": _ClusterSchema, "gradescope": _GradescopeSchema}.get(
+            table, _Schema)
         where = f"[{table}] " if table else ""
         return (f"unknown {where}key `{unknown.group(1)}` (a typo?); known: "
                 f"{', '.join(schema.__struct_fields__)}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from grader.cli.common import CANNOT_GRADE, EPILOG, GRADER_FAILURES, Refusal, assignment_of, course_options
+from grader.cli.gradescope import gradescope
 from grader.cli.nbgrader import nbgrader
 
 # numpy, pytest and jinja leave ~10^6 objects: moved out of the collector's sight, they cost
@@ -31,6 +32,7 @@ def main() -> None:
 
 
 main.add_command(nbgrader)
+main.add_command(gradescope)
 
 
 @main.command(epilog=EPILOG)
@@ -140,6 +142,44 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
                                     f"{out / 'grader-errors.log'}. Their failed checks scored 0: fix the cause "
                                     "and run again with --resume."))
         raise SystemExit(GRADER_FAILURES)
+
+
+@main.command("export")
+@click.argument("reports", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--lms", type=click.Choice(["canvas", "moodle"]), required=True, help="The gradebook's format.")
+@click.option("--roster", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV: one row per student, the hand-in id in column --key, the LMS's identity columns.")
+@click.option("--key", default="student", show_default=True, help="The roster's column holding the hand-in ids.")
+@click.option("--column", help="The grade column's name [default: the assignment's title].")
+@click.option("--assignment", help="The assignment graded (for the column's name).")
+@course_options
+def export_(reports: Path, lms: str, roster: Path, key: str, column: str | None, assignment: str | None,
+            course) -> None:
+    """Write a gradebook Canvas or Moodle imports as it is, beside grades.csv.
+
+    \b
+    Example:
+        grader export reports --lms canvas --roster canvas-export.csv --key "SIS Login ID"
+    """
+    from grader.integrations import lms as gradebook
+
+    if not (reports / "grades.csv").is_file():
+        raise Refusal(f"{reports} holds no grades.csv: grade the class first (grader grade ... --out {reports})")
+    try:
+        title = column or (course.assignment(assignment).title if assignment or len(course.names()) == 1
+                           else "Assignment")
+        rows = gradebook.read_roster(roster, key)
+        scores, top = gradebook.read_scores(reports / "grades.csv")
+        done = gradebook.export(lms, rows, key, scores, title, top)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
+    target = reports / f"{lms}.csv"
+    target.write_text(done.text, encoding="utf-8")
+    click.echo(f"wrote {target}: {len(rows) - len(done.missing)} of {len(rows)} roster students graded")
+    if done.missing:
+        click.echo(f"no hand-in (left empty): {', '.join(done.missing)}", err=True)
+    if done.unmatched:
+        click.echo(f"graded but not in the roster (left out): {', '.join(done.unmatched)}", err=True)
 
 
 @main.command(epilog=EPILOG)
