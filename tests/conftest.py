@@ -23,6 +23,7 @@ COURSE = course.find(REPO)
 BACKPROP = COURSE.assignment("backprop")
 SOLUTIONS = BACKPROP.folder
 RELEASE = REPO / "assignments" / "backprop"
+DELTARULE = COURSE.assignment("deltarule")
 
 
 def command(name: str) -> list[str]:

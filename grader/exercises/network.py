@@ -139,8 +139,9 @@ class NetworkExercise(Declared):
                             "correctly; the value differs from the true gradient only because of your "
                             "layers (see their parts).")
             else:
-                item.failed(verdict.message + (f"\n{mistake.text()}" if mistake else ""),
-                            mistake.id if mistake else None)
+                named = mistake or self.diagnose_value(key, value, values)
+                item.failed(verdict.message + (f"\n{named.text()}" if named else ""),
+                            named.id if named else None)
         self.numeric_notes(plan, numeric, grads, items)
 
     def verdicts(self, grads, expected, values) -> dict[str, checks.Verdict]:
