@@ -166,10 +166,18 @@ class Course:
         return self._assignment(name)
 
     def recognize(self, handins: Path, sample: int = 20) -> str | None:
-        """The one assignment whose files (or notebook) the first hand-ins hold; None if
-        none or several do. Folder names and file names only: nothing is read."""
+        """The one assignment whose files (or notebook) the first hand-ins hold; None if none
+        or several do. Names only - a student's folder, or nbgrader's ``<student>/<id>/``
+        inside it - and, for a notebook, the files its cells say they belong to."""
         entries = sorted(p for p in Path(handins).iterdir() if not p.name.startswith("."))[:sample]
-        held = {p.name for e in entries if e.is_dir() for p in e.iterdir()} | {e.name for e in entries}
+        held, notebooks = set(), []
+        for entry in entries:
+            for found in [entry, *_below(entry), *(p for inner in _below(entry) for p in _below(inner))]:
+                held.add(found.name)
+                if found.suffix == ".ipynb" and found.is_file() and len(notebooks) < 5:
+                    notebooks.append(found)
+        for path in notebooks:
+            held |= _notebook_files(path)
         matches = []
         for name in self.names():
             a = self._assignment(name)
@@ -196,6 +204,24 @@ class Course:
     @cached_property
     def label(self) -> str:
         return str(self.root) if self.root else f"bundled with the grader ({self.solutions})"
+
+
+def _below(folder: Path) -> list[Path]:
+    """A folder's entries, hidden ones left out ([] for a file or an unreadable folder)."""
+    try:
+        return [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+    except OSError:
+        return []
+
+
+def _notebook_files(path: Path) -> set[str]:
+    """The file names a notebook's cells say they belong to (none if it cannot be read)."""
+    from grader.intake.notebook import NotebookError, declared_files, load
+
+    try:
+        return {Path(f).name for f in declared_files(load(path))}
+    except NotebookError:
+        return set()
 
 
 def bundled_solutions() -> Path | None:

@@ -45,13 +45,17 @@ def env() -> dict[str, str]:
     return clean
 
 
-def student_copy(tmp_path: Path, solved: bool = False) -> Path:
-    """A fresh copy of the release; ``solved`` swaps in the three reference files."""
-    folder = tmp_path / "backprop"
-    shutil.copytree(RELEASE, folder, ignore=shutil.ignore_patterns(*IGNORED))
+def student_copy(tmp_path: Path, solved: bool = False, assignment=None) -> Path:
+    """A fresh copy of the release (backprop's, or ``assignment``'s); ``solved`` swaps in the
+    reference files."""
+    release, solutions = RELEASE, SOLUTIONS
+    if assignment is not None:
+        release, solutions = REPO / "assignments" / assignment.name, assignment.folder
+    folder = tmp_path / release.name
+    shutil.copytree(release, folder, ignore=shutil.ignore_patterns(*IGNORED))
     if solved:
-        for name in STUDENT_FILES:
-            shutil.copyfile(SOLUTIONS / name, folder / name)
+        for name in (assignment.files if assignment else STUDENT_FILES):
+            shutil.copyfile(solutions / name, folder / name)
     return folder
 
 
@@ -67,11 +71,12 @@ def _seed(request):
 """
 
 
-def run_selfcheck(folder: Path, seed: int | None = None):
+def run_selfcheck(folder: Path, seed: int | None = None, tests=SELF_CHECK_TESTS):
     """Run ``pytest`` in ``folder``; return (process, {test: (outcome, message)}, seconds).
 
     ``seed`` adds a conftest.py that reseeds the self-check's random inputs before each
-    test, for runs whose expected outcome must not depend on the draw.
+    test, for runs whose expected outcome must not depend on the draw; ``tests`` are the
+    self-check's tests, all of which must have run.
     """
     if seed is not None:
         (folder / "conftest.py").write_text(SEEDING_CONFTEST.format(seed=seed))
@@ -89,7 +94,7 @@ def run_selfcheck(folder: Path, seed: int | None = None):
             if child.tag in {"failure", "error", "skipped"}:
                 outcome, message = child.tag, child.get("message", "")
         outcomes[case.get("name")] = (outcome, message)
-    assert set(outcomes) == set(SELF_CHECK_TESTS), "the self-check's test set changed"
+    assert set(outcomes) == set(tests), "the self-check's test set changed"
     return proc, outcomes, elapsed
 
 

@@ -117,6 +117,20 @@ def comment_magics(code: str) -> tuple[str, int]:
     return "\n".join(lines), count
 
 
+def declared_files(nb: dict) -> set[str]:
+    """The files a parsed notebook's cells name, by metadata or by a ``# file:`` first line."""
+    found = set()
+    for cell in _cells(nb):
+        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
+        if isinstance(ours.get("file"), str):
+            found.add(ours["file"])
+        first = next((line.strip() for line in _text(cell.get("source", "")).split("\n") if line.strip()), "")
+        if marked := MARKER.match(first):
+            found.add(marked.group(1))
+    return found
+
+
 def _is_grade_cell(cell: dict, code: str) -> bool:
     meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
     ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
