@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BACKPROP
+from conftest import BACKPROP, DELTARULE
 
 from grader.exercises.base import Answers, Outcome
 from grader.judging import checks, misconceptions
@@ -115,6 +115,41 @@ def test_a_function_exercise_rejects_a_bare_number():
     graph.judge_case(values, expected, Outcome([715.0]), items)
     assert all(i.result.status == "failed" for i in items.values())
     assert "should return (price, grads)" in items["price"].result.feedback
+
+
+def planned(exercise, case_index=0, seed=12345):
+    """A deltarule exercise's case: its items, inputs and reference answers."""
+    case, items = exercise.plan(Scorer())[case_index]
+    return items, *Answers(DELTARULE.reference, seed).get(exercise, case)
+
+
+def test_a_function_returning_its_value_alone_is_judged_and_its_mistakes_named():
+    step = next(e for e in DELTARULE.exercises if not getattr(e, "inputs", True))
+    items, values, expected = planned(step)
+    step.judge_case(values, expected, Outcome([expected[0].copy()]), items)
+    assert [i.result.status for i in items.values()] == ["passed"]
+    items, values, expected = planned(step)
+    ascent = 2 * values["W"] - expected[0]  # W - Delta W
+    step.judge_case(values, expected, Outcome([ascent]), items)
+    (item,) = items.values()
+    assert item.result.status == "failed" and item.result.misconception == "update-sign"
+    assert "gradient ascent" in item.result.feedback
+    items, values, expected = planned(step)
+    step.judge_case(values, expected, Outcome([(expected[0], {})]), items)
+    assert "expected an array of shape" in next(iter(items.values())).result.feedback
+
+
+def test_a_wrong_net_gradient_is_named_by_the_formula_that_gives_it():
+    net = next(e for e in DELTARULE.exercises if hasattr(e, "params"))
+    for mistake_id, wrong_keys in (("output-derivative-missing", set(net.params)),
+                                   ("relu-derivative-missing", {"W1", "b1", "W2", "b2"})):
+        mistake = next(m for m in net.misconceptions if m.id == mistake_id)
+        items, values, expected = planned(net)
+        grads = mistake.wrong(values)
+        net.judge_case(values, expected, Outcome([expected["loss"], grads]), [], items, {})
+        named = {k for k in net.params if items[k].result.misconception == mistake_id}
+        assert named == wrong_keys and all(items[k].result.status == "passed" for k in set(net.params) - named)
+        assert mistake.title in items["W1"].result.feedback
 
 
 def test_compare_never_broadcasts_and_never_passes_nan():

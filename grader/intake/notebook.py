@@ -117,18 +117,19 @@ def comment_magics(code: str) -> tuple[str, int]:
     return "\n".join(lines), count
 
 
+def _named(cell: dict, code: str) -> tuple[str | None, str | None, str]:
+    """The file a cell's metadata names, the one its ``# file:`` first line names, and that line."""
+    meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+    ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
+    first = next((line.strip() for line in code.split("\n") if line.strip()), "")
+    marked = MARKER.match(first)
+    return (ours["file"] if isinstance(ours.get("file"), str) else None,
+            marked.group(1) if marked else None, first)
+
+
 def declared_files(nb: dict) -> set[str]:
     """The files a parsed notebook's cells name, by metadata or by a ``# file:`` first line."""
-    found = set()
-    for cell in _cells(nb):
-        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
-        if isinstance(ours.get("file"), str):
-            found.add(ours["file"])
-        first = next((line.strip() for line in _text(cell.get("source", "")).split("\n") if line.strip()), "")
-        if marked := MARKER.match(first):
-            found.add(marked.group(1))
-    return found
+    return {f for cell in _cells(nb) for f in _named(cell, _text(cell.get("source", "")))[:2] if f}
 
 
 def _is_grade_cell(cell: dict, code: str) -> bool:
@@ -142,14 +143,11 @@ def _is_grade_cell(cell: dict, code: str) -> bool:
 
 def _file_of(cell: dict, code: str, number: int, notes: list[str], assignment) -> str | None:
     files, targets = assignment.files, assignment.targets()
-    meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-    ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
-    if ours.get("file") in files:
-        return ours["file"]
-    first = next((line.strip() for line in code.split("\n") if line.strip()), "")
-    marked = MARKER.match(first)
-    if marked and marked.group(1) in files:
-        return marked.group(1)
+    by_metadata, marked, first = _named(cell, code)
+    if by_metadata in files:
+        return by_metadata
+    if marked in files:
+        return marked
     if marked:
         notes.append(f"Cell {number} says `{first}`, but the files are {', '.join(files)}; "
                      "it was not graded.")
