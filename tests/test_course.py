@@ -71,7 +71,8 @@ def test_the_assignment_is_recognized_from_files_notebooks_and_nbgrader_folders(
         (tmp_path / name / "loose").mkdir()
         (tmp_path / name / "loose" / "bob.ipynb").write_text(notebook.dumps(notebook.student_notebook(a)))
         (tmp_path / name / "nbgrader" / "cy" / name).mkdir(parents=True)
-        shutil.copy(tmp_path / name / "loose" / "bob.ipynb", tmp_path / name / "nbgrader" / "cy" / name / a.notebook)
+        shutil.copy(tmp_path / name / "loose" / "bob.ipynb",
+                    tmp_path / name / "nbgrader" / "cy" / name / a.notebook)
         for layout in ("files", "loose", "nbgrader"):
             assert repo.recognize(tmp_path / name / layout) == name, (name, layout)
             assert repo.assignment(handins=tmp_path / name / layout).name == name

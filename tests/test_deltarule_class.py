@@ -17,11 +17,10 @@ from pathlib import Path
 
 import mutants_deltarule
 import pytest
-from conftest import DELTARULE, GRADER, REPO, make_grading
+from conftest import DELTARULE, GRADER, REPO, leaks, make_grading, part_mismatches, report_of
 from test_seeds import sweep
 
 from grader import batch
-from grader.authoring import release
 from grader.judging.misconceptions import catalogue
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -43,11 +42,6 @@ def graded(tmp_path_factory):
     return grade_class(out), out
 
 
-def report(out: Path, student: str) -> dict:
-    name = student.removesuffix(".ipynb")
-    return json.loads((out / name / "report.json").read_text())
-
-
 def test_the_class_is_recognized_and_every_report_written(graded):
     proc, out = graded
     assert proc.returncode == 0, proc.stderr
@@ -61,16 +55,8 @@ def test_the_class_is_recognized_and_every_report_written(graded):
 
 def test_each_part_scores_as_a_careful_grader_would(graded):
     _, out = graded
-    wrong = []
-    for student, parts in EXPECTED.items():
-        got = report(out, student)["parts"]
-        assert set(got) == set(parts) == set(DELTARULE.parts)
-        for part, expected in parts.items():
-            verdict = expected if isinstance(expected, str) else expected[0]
-            score, maximum = got[part]["score"], got[part]["max_score"]
-            actual = "full" if score == maximum else "zero" if score == 0 else "partial"
-            if actual != verdict:
-                wrong.append(f"{student} {part}: {actual} ({score}/{maximum}), expected {verdict}")
+    assert all(set(parts) == set(DELTARULE.parts) for parts in EXPECTED.values())
+    wrong = part_mismatches(out, EXPECTED)
     assert not wrong, "\n".join(wrong)
 
 
@@ -90,14 +76,14 @@ def test_each_part_scores_as_a_careful_grader_would(graded):
 ])
 def test_the_notes_and_typical_mistakes_are_named(graded, student, part, misconception):
     _, out = graded
-    named = {t["misconception"] for t in report(out, student)["tests"] if t["part"] == part}
+    named = {t["misconception"] for t in report_of(out, student)["tests"] if t["part"] == part}
     assert misconception in named, named
 
 
 def test_the_notes_mistake_is_explained_as_the_notes_tell_it(graded):
     """Forgetting the output's derivative: proportional row by row, still trains, fails the check."""
     _, out = graded
-    failed = [t for t in report(out, "seed-002-no-derivative")["tests"] if t["status"] != "passed"]
+    failed = [t for t in report_of(out, "seed-002-no-derivative")["tests"] if t["status"] != "passed"]
     assert failed and all("the output activation's derivative left out" in t["feedback"] for t in failed)
     text = failed[0]["feedback"]
     assert "proportional row by row" in text and "training still works" in text and "gradient check fails" in text
@@ -108,11 +94,11 @@ def test_the_notes_mistake_is_explained_as_the_notes_tell_it(graded):
 def test_pytorch_is_a_third_oracle_that_gives_notes_not_points(graded):
     _, out = graded
     for student in EXPECTED:
-        notes = [n for n in report(out, student)["notes"] if n.startswith(TORCH_NOTE)]
-        assert len(notes) == 1, (student, report(out, student)["notes"])
+        notes = [n for n in report_of(out, student)["notes"] if n.startswith(TORCH_NOTE)]
+        assert len(notes) == 1, (student, report_of(out, student)["notes"])
         if student in ("ada-reference", "grace-variants"):
             assert "disagrees" not in notes[0] and ", ".join(DELTARULE.parts) in notes[0], notes[0]
-    said = next(n for n in report(out, "sse-factor-2")["notes"] if n.startswith(TORCH_NOTE))
+    said = next(n for n in report_of(out, "sse-factor-2")["notes"] if n.startswith(TORCH_NOTE))
     assert "disagrees: SSELoss: dy differs from PyTorch's by 1 of the largest entry" in said, said
     assert "disagrees: DeltaRule" in said and "MSELoss" in said.split("disagrees")[0]
     gradescope = json.loads((out / "sse-factor-2" / "results.json").read_text())
@@ -133,7 +119,7 @@ def test_without_pytorch_the_scores_are_the_same_and_the_report_says_why(graded,
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "out" / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
     for student in EXPECTED:
-        notes = report(tmp_path / "out", student)["notes"]
+        notes = report_of(tmp_path / "out", student)["notes"]
         assert not any(n.startswith(TORCH_NOTE) for n in notes)
         assert any(n.startswith("Not graded (skipped): test_pytorch_agrees: the PyTorch check") and
                    "torch cannot be imported" in n for n in notes), notes
@@ -141,18 +127,8 @@ def test_without_pytorch_the_scores_are_the_same_and_the_report_says_why(graded,
 
 def test_feedback_never_shows_solution_or_hidden_test_code(graded):
     _, out = graded
-    secret = set()
-    for path in DELTARULE.folder.glob("*.py"):
-        secret |= release.solution_lines(path.read_text())
-    for path in DELTARULE.hidden.rglob("*.py"):
-        secret |= {line.strip() for line in path.read_text().splitlines() if len(line.strip()) > 20
-                   and not line.strip().startswith(('"', "'", "#", "from ", "import "))}
-    for student in EXPECTED:
-        own = {line.strip() for f in (CLASS / student).glob("*.py") for line in f.read_text().splitlines()}
-        for name in ("report.json", "report.md", "report.html", "results.json"):
-            text = (out / student / name).read_text()
-            leaked = [line for line in secret - own if line in text]
-            assert not leaked, (student, name, leaked[:3])
+    leaked = leaks(out, EXPECTED, CLASS, DELTARULE)
+    assert not leaked, leaked[:3]
 
 
 # --- every mistake of the catalogue, on a real buggy hand-in -------------------------------

@@ -5,13 +5,9 @@ by hand).
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 from conftest import DELTARULE
-from test_selfcheck import TIME_LIMIT, env, run_selfcheck, student_copy
+from test_selfcheck import TIME_LIMIT, run_selfcheck, student_copy, sweep_failures
 
 pytestmark = pytest.mark.slow
 
@@ -67,38 +63,20 @@ def test_the_notes_mistake_fails_the_gradient_checks_and_the_worked_example(tmp_
     assert "largest relative error" in outcomes["test_three_layer_net_gradient[4-5-2-1]"][1]
 
 
-SWEEP = r'''
-import json, sys
-import numpy as np, pytest
-import test_deltarule as sc
+CASES = r'''
+import test_deltarule as tb
 
 cases = {
-    "loss SSE": (sc.test_loss, ("SSELoss",)), "loss MSE": (sc.test_loss, ("MSELoss",)),
-    "sigmoid 5-2": (sc.test_sigmoid_output, (5, 2)), "sigmoid 4-4": (sc.test_sigmoid_output, (4, 4)),
-    "delta rule": (sc.test_delta_rule_step, ()),
-    "net 4-5-2-1": (sc.test_three_layer_net_gradient, ((4, 5, 2, 1),)),
-    "net 6-4-4-3": (sc.test_three_layer_net_gradient, ((6, 4, 4, 3),)),
-    "worked example": (sc.test_the_notes_worked_example, ()),
+    "loss SSE": (tb.test_loss, ("SSELoss",)), "loss MSE": (tb.test_loss, ("MSELoss",)),
+    "sigmoid 5-2": (tb.test_sigmoid_output, (5, 2)), "sigmoid 4-4": (tb.test_sigmoid_output, (4, 4)),
+    "delta rule": (tb.test_delta_rule_step, ()),
+    "net 4-5-2-1": (tb.test_three_layer_net_gradient, ((4, 5, 2, 1),)),
+    "net 6-4-4-3": (tb.test_three_layer_net_gradient, ((6, 4, 4, 3),)),
+    "worked example": (tb.test_the_notes_worked_example, ()),
 }
-failures = []
-for seed in range(int(sys.argv[1])):
-    for name, (test, args) in cases.items():
-        sc.rng = np.random.default_rng(seed)
-        np.random.seed(seed)
-        try:
-            test(*args)
-        except (AssertionError, pytest.fail.Exception) as error:
-            failures.append([seed, name, str(error).splitlines()[0]])
-print(json.dumps(failures))
 '''
 
 
 def test_reference_passes_the_self_check_for_every_seed(tmp_path):
-    folder = student_copy(tmp_path, solved=True, assignment=DELTARULE)
-    script = tmp_path / "sweep.py"
-    script.write_text(SWEEP, encoding="utf-8")
-    proc = subprocess.run([sys.executable, str(script), "300"], cwd=folder,
-                          env={**env(), "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    failures = json.loads(proc.stdout.strip().splitlines()[-1])
+    failures = sweep_failures(student_copy(tmp_path, solved=True, assignment=DELTARULE), CASES)
     assert not failures, f"{len(failures)} false failures on correct code, e.g. {failures[:5]}"

@@ -41,18 +41,13 @@ def error_sign(wrong) -> Misconception:
         "E grows as o moves away from t: where o is above t, dE/do must be positive.", wrong=wrong)
 
 
-def mse_sum_over_outputs(wrong) -> Misconception:
+def mse_summed(over: str, wrong) -> Misconception:
+    """nn.MSELoss summed, not averaged, over the outputs (a factor n) or the batch (a factor N)."""
+    factor, count = {"outputs": ("n", "the number of outputs"), "batch": ("N", "the batch size")}[over]
     return Misconception(
-        "mse-sum-over-outputs", "MSE summed over the outputs instead of averaged (a factor n)",
-        "nn.MSELoss averages over every element, N samples times n outputs: each output's share "
-        "is divided by the number of outputs as well.", wrong=wrong)
-
-
-def mse_sum_over_batch(wrong) -> Misconception:
-    return Misconception(
-        "mse-sum-over-batch", "MSE summed over the batch instead of averaged (a factor N)",
-        "nn.MSELoss averages over every element, N samples times n outputs: each sample's share "
-        "is divided by the batch size as well.", wrong=wrong)
+        f"mse-sum-over-{over}", f"MSE summed over the {over} instead of averaged (a factor {factor})",
+        "nn.MSELoss averages over every element, N samples times n outputs: each one's share is "
+        f"divided by {count} as well.", wrong=wrong)
 
 
 def not_transposed(wrong=None, shapes=None) -> Misconception:

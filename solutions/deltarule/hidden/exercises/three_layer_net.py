@@ -12,8 +12,7 @@ from grader.exercises import Case, Misconception, NetworkExercise
 
 from .common import (
     half_sse_factor,
-    mse_sum_over_batch,
-    mse_sum_over_outputs,
+    mse_summed,
     not_transposed,
     output_derivative_missing,
     sigmoid,
@@ -86,8 +85,8 @@ EXERCISE = NetworkExercise(
     misconceptions=[
         output_derivative_missing(lambda v: backprop(v, derivative=False)),
         half_sse_factor(lambda v: backprop(v, scale=1.0)),
-        mse_sum_over_outputs(lambda v: backprop(v, over=v["x"].shape[0])),
-        mse_sum_over_batch(lambda v: backprop(v, over=v["t"].shape[1])),
+        mse_summed("outputs", lambda v: backprop(v, over=v["x"].shape[0])),
+        mse_summed("batch", lambda v: backprop(v, over=v["t"].shape[1])),
         *(Misconception("relu-derivative-missing", "the ReLU derivative missing in a hidden layer",
                         "A hidden node whose ReLU input was <= 0 did not affect the output: the error "
                         "passed back to it stops there, and goes through unchanged where the input was > 0.",
