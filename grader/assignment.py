@@ -153,6 +153,13 @@ class Assignment:
             raise AssignmentError(f"{path}: two exercises share a part name ({parts})")
         return list(found)
 
+    def part(self, name: str):
+        """The exercise of part ``name``."""
+        for exercise in self.exercises:
+            if exercise.part == name:
+                return exercise
+        raise KeyError(f"{self.name} has no part {name!r} (its parts: {', '.join(self.parts)})")
+
     @property
     def parts(self) -> list[str]:
         return [e.part for e in self.exercises]

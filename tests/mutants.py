@@ -224,6 +224,52 @@ MUTANTS: dict[str, list[tuple[str, str, str]]] = {
         ("two_layer_net.py", "        dout = 1\n        dout = self.lastLayer.backward(dout)\n",
          "        dout = 1\n"),
     ],
+    # --- the protocol: state, types, aliasing (issue 14) -----------------------------
+    # the mask kept as a class attribute: every Relu object shares the last one made
+    "state-shared-between-objects": [
+        ("layers.py", "    def __init__(self):\n        self.mask = None\n",
+         "    mask = None\n\n    def __init__(self):\n        pass\n"),
+        ("layers.py", "        self.mask = x <= 0\n        out = x.copy()",
+         "        Relu.mask = x <= 0\n        out = x.copy()"),
+    ],
+    # Affine keeps the input of its first forward only
+    "state-from-an-earlier-call": [
+        ("layers.py", "        x = x.reshape(x.shape[0], -1)\n        self.x = x\n",
+         "        x = x.reshape(x.shape[0], -1)\n        if self.x is None:\n            self.x = x\n"),
+    ],
+    # MulLayer: integer inputs (the shopping example's counts) give integer gradients
+    "integer-inputs-truncated": [
+        ("layers.py", "        dy = dout * self.x\n        return dx, dy",
+         "        dy = dout * self.x\n        if isinstance(self.x, int):\n            dx, dy = int(dx), int(dy)\n"
+         "        return dx, dy"),
+    ],
+    # Sigmoid squeezes anything but float64 through float16 (a "dtype normalisation")
+    "low-precision-inputs": [
+        ("layers.py", "        out = 1 / (1 + np.exp(-x))\n",
+         "        if x.dtype != np.float64:\n            x = x.astype(np.float16)\n"
+         "        out = 1 / (1 + np.exp(-x))\n"),
+    ],
+    # Affine copies W and b: updates to net.params never reach it, the net cannot learn
+    "parameters-copied": [
+        ("layers.py", "        self.W = W\n        self.b = b\n",
+         "        self.W = W.copy()\n        self.b = b.copy()\n"),
+    ],
+    # TwoLayerNet gives its layers copies of the params: right once, stale after a step
+    "stale-params": [
+        ("two_layer_net.py", 'Affine(self.params["W1"], self.params["b1"])',
+         'Affine(self.params["W1"].copy(), self.params["b1"].copy())'),
+        ("two_layer_net.py", 'Affine(self.params["W2"], self.params["b2"])',
+         'Affine(self.params["W2"].copy(), self.params["b2"].copy())'),
+    ],
+    # the slow check returned as the gradient: finite differences of the loss
+    "numerical-differentiation": [
+        ("two_layer_net.py", "        self.loss(x, t)\n\n        dout = 1\n",
+         "        return self.numerical_gradient(x, t)\n        dout = 1\n"),
+    ],
+    # gradient() relies on loss() having been called just before it
+    "gradient-without-forward": [
+        ("two_layer_net.py", "        self.loss(x, t)\n\n        dout = 1\n", "        dout = 1\n"),
+    ],
 }
 
 

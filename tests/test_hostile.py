@@ -53,7 +53,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKPROP, GRADER, REPO, make_grading
+from conftest import BACKPROP, FULL, GRADER, REPO, make_grading
 from hostile import attacks as A
 from hostile.procs import kill_group
 
@@ -403,7 +403,7 @@ def test_reference_and_hidden_tests_are_not_on_disk(batch):
     for found in batch.found("reads-the-disk"):
         assert found["read"] == [], f"the submission read {found['read']}"
         assert found["seen"] == [], f"the submission saw grader files: {found['seen']}"
-    assert batch.report("reads-the-disk")["parts"]["Affine"]["score"] == 15.0
+    assert batch.report("reads-the-disk")["parts"]["Affine"]["score"] == BACKPROP.part("Affine").max_points - 3
 
 
 def test_the_grader_cannot_be_imported(batch):
@@ -442,7 +442,7 @@ def test_files_outside_the_submissions_are_untouched(batch, host):
     succeeded = {p for p, how in found.items() if not how.startswith("failed")}
     assert succeeded <= inside_tmp, f"writes outside the sandbox's private /tmp: {succeeded - inside_tmp}"
     victim = json.loads((batch.out / "honest-ref" / "report.json").read_text())
-    assert victim["score"] == 88.0 and victim["student"] == "honest-ref"
+    assert victim["score"] == FULL and victim["student"] == "honest-ref"
     rows = {}
     for folder in (batch.out, batch.clean_out):
         with open(folder / "grades.csv", newline="") as fh:
@@ -476,7 +476,7 @@ def _grade_alone(grade, tmp_path, name: str, host: Host, course=COURSE):
 
 def test_stopping_the_zygote_costs_no_more_than_a_hang(grade, tmp_path, host):
     result, seconds = _grade_alone(grade, tmp_path, "stops-the-zygote", host)
-    if sum(t.score for t in result.tests) != 88.0:  # not the hole: pytest.fail is not an xfail
+    if sum(t.score for t in result.tests) != FULL:  # not the hole: pytest.fail is not an xfail
         pytest.fail(f"stopping the zygote changed the score: {sum(t.score for t in result.tests)}")
     # ...and must not cost more than one hang: an honest hand-in takes < 1 s
     assert seconds < CALL_SECONDS + 3, f"one SIGSTOP cost {seconds:.1f} s (call_seconds {CALL_SECONDS:g})"
@@ -519,7 +519,7 @@ def shared_memory(tmp_path_factory, host) -> dict:
 def test_shared_memory_is_freed_when_the_batch_ends(shared_memory):
     assert shared_memory["made_mb"] >= 1024, "the attack did not get its memory: the checks would be blind"
     assert shared_memory["freed"], "the submission's shared memory outlived the whole batch"
-    assert shared_memory["honest"] == 88.0
+    assert shared_memory["honest"] == FULL
 
 
 def test_shared_memory_is_released_when_its_grading_ends(shared_memory):
@@ -564,7 +564,7 @@ def test_a_student_folder_that_is_a_symlink_is_not_graded_as_its_target(tmp_path
     A.write(root / "alice", A.baseline_sources("reference"))
     (root / "mallet").symlink_to(root / "alice", target_is_directory=True)
     grade_class(root, out, COURSE, jobs=1)
-    if report(out, "alice")["score"] != 88.0:
+    if report(out, "alice")["score"] != FULL:
         pytest.fail("alice, the real folder, was not graded normally")
     for student in ("mallory", "mallet"):
         path = out / student / "report.json"
@@ -602,7 +602,7 @@ def test_a_fork_bomb_in_another_batch_does_not_cost_this_one(tmp_path, host):
         pytest.fail(f"the second batch did not complete: {second.stderr[-500:]}")
     for i in range(4):
         rep = report(tmp_path / "r2", f"honest-{i}")
-        assert rep["score"] == 88.0, f"honest-{i} scored {rep['score']}: {rep['notes']}"
+        assert rep["score"] == FULL, f"honest-{i} scored {rep['score']}: {rep['notes']}"
 
 
 def test_every_attack_compiles():

@@ -94,10 +94,33 @@ def test_two_layer_net_right_walk_on_wrong_layers_is_not_charged_twice():
     net = EXERCISES["TwoLayerNet"]
     scorer, case, items, values, expected = case_items(net)
     grads = {k: expected[k] * 1.5 for k in net.params}  # wrong because of the student's layers...
-    own = {k: grads[k] for k in net.params}             # ...but exactly what their layers give
-    net.judge_case(values, expected, Outcome([expected["loss"], grads]), [], items, own)
+    after = {k: expected["after"][k] * 1.5 for k in net.params}
+    own = {k: (grads[k], after[k]) for k in net.params}  # ...but exactly what their layers give
+    net.judge_case(values, expected, Outcome([expected["loss"], grads, after]), [], items, own, ["Affine"])
     assert all(items[k].result.status == "passed" for k in net.params)
-    assert "walks the layers correctly" in items["W1"].result.feedback
+    assert "only because of your Affine (see that part)" in items["W1"].result.feedback
+
+
+def test_two_layer_net_without_a_failing_layer_gets_no_excuse():
+    """The walk replayed on stand-in layers agrees with a wrong gradient(), but no layer part
+    failed: nothing excuses it."""
+    net = EXERCISES["TwoLayerNet"]
+    scorer, case, items, values, expected = case_items(net)
+    grads = {k: expected[k] * 0 for k in net.params}
+    own = {k: (grads[k], grads[k]) for k in net.params}
+    net.judge_case(values, expected, Outcome([expected["loss"], grads, grads]), [], items, own, [])
+    assert all(items[k].result.status == "failed" for k in net.params)
+
+
+def test_numerical_differentiation_earns_no_gradient_points():
+    net = EXERCISES["TwoLayerNet"]
+    scorer, case, items, values, expected = case_items(net)
+    grads = {k: expected[k] for k in net.params}  # right values, made by finite differences
+    counts = {7: {"forward": 180, "forward_max": 60, "backward": 0, "backward_max": 0}}
+    net.judge_case(values, expected, Outcome([expected["loss"], grads, expected["after"]], counts=counts),
+                   [], items, {}, [], first_step=7)
+    assert all(items[k].result.misconception == "numerical-differentiation" and items[k].result.score == 0
+               for k in net.params)
 
 
 def test_two_layer_net_trace_mistake_is_named():

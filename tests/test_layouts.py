@@ -5,7 +5,7 @@ under /tmp or /var/tmp, pyenv in a 0700 home, Debian's python3, a conda-like pre
 non-editable install run from elsewhere, homes of mode 0700 and 0750; as root and as a
 normal user) is built in temp folders from one snapshot of this repository and one
 wheelhouse, and in each one ``grader grade`` grades two students of examples/class: a
-correct hand-in (ada-book, 88/88) and a buggy one (db-mean, Affine 15/18, 85/88).
+correct hand-in (ada-book, full marks) and a buggy one (db-mean: Affine loses its db items).
 ``grader doctor`` must run there too.
 
 Run as root, the "user" layouts run as throwaway users (made with useradd and removed at

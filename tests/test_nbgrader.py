@@ -218,7 +218,7 @@ def test_hostile_kernels_gain_nothing(course):
         assert scores == cli_parts(course, student)
         assert all(scores[p] < MAX[p] for p in wrong), (student, scores)
         assert scores["Relu"] == MAX["Relu"], "a part they got right still counts"
-    assert "the kernel's output said 10.0; the sandbox's score is" in course.autograde.stderr
+    assert f"the kernel's output said {MAX['MulLayer']}; the sandbox's score is" in course.autograde.stderr
 
 
 def test_feedback_shows_our_feedback_and_no_hidden_or_solution_line(course):
@@ -234,11 +234,12 @@ def test_feedback_shows_our_feedback_and_no_hidden_or_solution_line(course):
         shown = secret & ({line.strip() for line in rendered} | {line.split("#")[0].strip() for line in rendered})
         assert shown <= own, f"{student}: solution lines they did not write: {sorted(shown - own)[:3]}"
         assert "Autograded: MulLayer" in text and "About your notebook:" in text
-    assert "MulLayer: 10 / 10 points" in feedback_text(course, "correct")
+    assert f"MulLayer: {MAX['MulLayer']:g} / {MAX['MulLayer']:g} points" in feedback_text(course, "correct")
     correct = {line.strip() for line in feedback_text(course, "correct").splitlines()}
     assert len(secret & correct) > 10, "the leak check sees the code at all"
     partly = feedback_text(course, "partly")
-    assert "MulLayer: 6 / 10 points" in partly and "FAILED Affine: db" in partly
+    # MulLayer: its dx items lost (2 x 2 points), its protocol kept (the same wrong formula everywhere)
+    assert f"MulLayer: 7 / {MAX['MulLayer']:g} points" in partly and "FAILED Affine: db" in partly
 
 
 # ------------------------------------------------------------ what a kernel may try

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BACKPROP, GRADER, REPO, make_grading, write_submission
+from conftest import BACKPROP, FULL, GRADER, REPO, make_grading, write_submission
 
 from grader import batch, host, sandbox
 from grader.batch import grade_class
@@ -43,8 +43,7 @@ from grader.worker import client
 pytestmark = pytest.mark.sandbox
 
 FILES = ("report.json", "report.md", "report.html", "results.json")
-FULL = 88.0
-SIGMOID = 8.0
+SIGMOID = BACKPROP.part("Sigmoid").max_points
 
 
 def report(out: Path, student: str) -> dict:

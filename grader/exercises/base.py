@@ -48,14 +48,15 @@ class Outcome:
     error: dict | None = None   # the exception the student's code raised (cleaned)
     step: int = -1              # at which step of the program it was raised
     trace: tuple[str, ...] = ()  # receivers of backward calls, in order
+    counts: dict = field(default_factory=dict)  # step -> forward/backward calls made (counted steps)
 
     @classmethod
     def of(cls, worker: Worker, program) -> Outcome:
         try:
             values, trace = worker.run(program)
         except StudentError as exc:
-            return cls(list(exc.partial), exc.error, exc.step, tuple(exc.trace))
-        return cls(list(values), trace=tuple(trace))
+            return cls(list(exc.partial), exc.error, exc.step, tuple(exc.trace), dict(worker.counts))
+        return cls(list(values), trace=tuple(trace), counts=dict(worker.counts))
 
 
 def case_rng(seed: int, part: str, case: str) -> np.random.Generator:
@@ -143,6 +144,10 @@ class Judging:
                 return m
         return None
 
+    def items_of(self, scorer: Scorer) -> list[Item]:
+        """Every item this exercise grades, planned (the plugin plans before a test runs)."""
+        return [item for _, items in self.plan(scorer) for item in items.values()]
+
     def plan(self, scorer: Scorer) -> list[tuple[Case, dict[str, Item]]]:
         """Every item of every case, planned before any student code runs."""
         return [(case, {q: scorer.plan(self.part, f"{self.part}: {q} ({case.name})", p)
@@ -153,7 +158,7 @@ class Judging:
         plans = self.plan(scorer)
         for case, items in plans:
             try:
-                self.grade_case(worker, case, items, answers)
+                self.grade_case(worker, case, items, answers, scorer)
             except WorkerError as exc:
                 self.recover(worker, plans, answers)
                 message = f"{self.part}: {exc}. The remaining checks of {self.part} were not run."
@@ -178,7 +183,10 @@ class Judging:
     def expected(self, reference: dict, values: Values) -> dict:
         raise NotImplementedError
 
-    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers) -> None:
+    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers,
+                   scorer: Scorer) -> None:
+        """Gather one case's values (one round trip) and judge them; ``scorer`` holds what the
+        student's earlier parts scored."""
         raise NotImplementedError
 
 

@@ -2,14 +2,17 @@
 
 With ``inputs``, it computes a value and those inputs' gradients,
 ``f(**inputs) -> (value, {input: d value / d input})``: a computational graph built by
-hand from layers (the book's shopping example). Without, it returns the value alone
-(a number or an array, e.g. the weights after one learning step). The value and each
-gradient are judged against the reference's, one item each, and a wrong one is
-matched against the declared misconceptions.
+hand from layers (the book's shopping example). Without, it returns the value alone (a
+number or an array, e.g. the weights after one learning step). The value and each
+gradient are judged against the reference's, one item each, and a wrong one is matched
+against the declared misconceptions. When a layer
+part it ``depends`` on already failed, the graph is replayed correctly with the student's
+own layer objects (``walk``, declared by the assignment as worker steps): if their
+function gives exactly that, the error is the layer's, and the layer part is blamed.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +33,8 @@ class FunctionExercise(Declared):
     value: str = "value"                 # what the first returned element is called
     misconceptions: Sequence[Misconception] = ()
     points: dict[str, float] = field(default_factory=dict)  # default: 1 for the value and for each d<input>
+    depends: Sequence[str] = ()          # the parts of the layers the function is built from
+    walk: Callable[[Program, Values], tuple] | None = None  # (value, {input: gradient}) refs, built right
 
     def __post_init__(self):
         super().__post_init__()
@@ -44,14 +49,30 @@ class FunctionExercise(Declared):
         result = getattr(reference[self.module], self.function)(**copy(values))
         return result if self.inputs else (result, {})
 
-    def grade_case(self, worker, case: Case, items, answers: Answers) -> None:
+    def grade_case(self, worker, case: Case, items, answers: Answers, scorer=None) -> None:
         values, expected = answers.get(self, case)
         program = Program()
         program.keep(program.func(self.module, self.function, **values))
-        self.judge_case(values, expected, Outcome.of(worker, program), items)
+        outcome = Outcome.of(worker, program)
+        failed = sorted({i.result.part for i in (scorer.items if scorer else []) if i.settled
+                         and i.result.status != "passed" and i.result.part in self.depends})
+        own = self.replay(worker, values) if failed and self.walk else None
+        self.judge_case(values, expected, outcome, items, failed, own)
 
-    def judge_case(self, values: Values, expected: tuple, outcome: Outcome, items) -> None:
-        """Settle the case's items from what came back (pure)."""
+    def replay(self, worker, values: Values) -> tuple | None:
+        """(value, {input: gradient}) of the graph built right from the student's own layers."""
+        program = Program()
+        value, grads = self.walk(program, values)
+        program.keep(value, *(grads[k] for k in self.inputs))
+        outcome = Outcome.of(worker, program)
+        if outcome.error is not None:
+            return None
+        return outcome.values[0], dict(zip(self.inputs, outcome.values[1:], strict=True))
+
+    def judge_case(self, values: Values, expected: tuple, outcome: Outcome, items,
+                   failed_layers: Sequence[str] = (), own: tuple | None = None) -> None:
+        """Settle the case's items from what came back and from the graph replayed right on
+        the student's layers (``own``), when a layer part it depends on failed (pure)."""
         value, grads = expected
         if outcome.error is not None:
             text = format_error(f"{self.function}()", outcome.error)
@@ -68,7 +89,26 @@ class FunctionExercise(Declared):
                 item.failed(f"{self.function}() should return ({self.value}, grads) with grads a dict; "
                             f"got {checks.describe(result)}.")
             return
-        self.judge(self.value, result[0], np.asarray(value, dtype=np.float64), values, items, self.value)
-        for name in self.inputs:
-            self.judge(f"d{name}", result[1].get(name), np.float64(grads[name]), values, items,
-                       f"d {self.value} / d {name}")
+        theirs = {self.value: result[0], **{f"d{k}": result[1].get(k) for k in self.inputs}}
+        right = {self.value: own[0], **{f"d{k}": own[1][k] for k in self.inputs}} if own else {}
+        for name, got in theirs.items():
+            target = np.asarray(value, dtype=np.float64) if name == self.value else np.float64(grads[name[1:]])
+            label = self.value if name == self.value else f"d {self.value} / d {name[1:]}"
+            if right and not checks.compare("", got, target).ok and _same(got, right[name]):
+                where = "that part" if len(failed_layers) == 1 else "those parts"
+                items[name].passed(f"{label}: {self.function}() builds the graph right; the value differs "
+                                   f"from the true one only because of your {', '.join(failed_layers)} "
+                                   f"(see {where}).")
+                continue
+            ok = self.judge(name, got, target, values, items, label)
+            if not ok and failed_layers:  # say where to look first
+                items[name].result.feedback += (f"\nYour {', '.join(failed_layers)} already fails its own "
+                                                f"checks, and {self.function}() is built from it: fix that first.")
+
+
+def _same(got, right) -> bool:
+    """``got`` equals the replayed value exactly enough (both the student's numbers)."""
+    try:
+        return checks.compare("", got, np.asarray(right, dtype=np.float64)).ok
+    except (TypeError, ValueError):
+        return False

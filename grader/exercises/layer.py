@@ -14,9 +14,9 @@ import numpy as np
 
 from grader.exercises.base import Answers, Case, Declared, Malformed, Outcome, Quantity, Values, case_rng, copy
 from grader.judging import checks
-from grader.judging.misconceptions import Misconception, format_error
-from grader.judging.scoring import Item
-from grader.worker.client import Program, Worker, clean_error
+from grader.judging.misconceptions import PROTOCOL, Misconception, format_error
+from grader.judging.scoring import Item, Scorer
+from grader.worker.client import Program, Worker, WorkerError, clean_error
 from grader.worker.inside.protocol import Raised
 
 
@@ -35,6 +35,7 @@ class LayerExercise(Declared):
     either: Callable[[Values, dict], dict] | None = None  # equally valid answers at kinks
     frozen: Callable[[Values], dict] | None = None        # entries not to perturb numerically
     numeric_directions: int = 2
+    protocol_points: float = 1.0  # the layer protocol's item (``LayerProtocol``); 0: not checked
     seed_key: str | None = None  # np.random.seed(values[seed_key]) before every forward: a random
     #                              mask (dropout) is the same in the reference, the student's call
     #                              and every numerical probe
@@ -52,6 +53,15 @@ class LayerExercise(Declared):
             elif kind == "attr":
                 out[name] = getattr(layer, key)
         return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+    @property
+    def max_points(self) -> float:
+        """The cases' items and the layer protocol's item."""
+        return sum(self.points.values()) * len(self.cases) + max(self.protocol_points, 0)
+
+    @property
+    def protocol(self) -> LayerProtocol | None:
+        return LayerProtocol(self) if self.protocol_points > 0 else None
 
     def seed(self, values: Values) -> int | None:
         return int(values[self.seed_key]) if self.seed_key else None
@@ -78,7 +88,7 @@ class LayerExercise(Declared):
         program.keep(out, back, *attrs)
         return program, self.numeric_plan(program, case, values)
 
-    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers):
+    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers, scorer=None):
         values, expected = answers.get(self, case)
         program, plan = self.gather(case, values)
         self.judge_case(values, expected, Outcome.of(worker, program), plan, items)
@@ -192,10 +202,12 @@ class LayerExercise(Declared):
                     or not np.all(np.isfinite(grad))):
                 continue
             try:
+                # the student's precision: a float32 loss crosses as a plain number, its gradient does not
+                dtype = grad.dtype if checks.low_precision(grad) else getattr(pair[0], "dtype", np.float64)
                 plus, minus = (np.asarray(v, dtype=np.float64) for v in pair)
                 weight = 1.0 if upstream is None else upstream
                 slope = float(np.sum((plus - minus) * weight)) / (2 * checks.H)
-                noise = checks.slope_noise(float(np.sum(np.abs(plus * weight))))
+                noise = checks.slope_noise(float(np.sum(np.abs(plus * weight))), dtype=dtype)
             except (TypeError, ValueError):  # a forward that returned something odd
                 continue
             slopes.setdefault(name, []).append((u, slope, noise))
@@ -204,8 +216,8 @@ class LayerExercise(Declared):
             item = items[name]
             if not verdicts[name]:
                 item.result.feedback += "\n" + verdict.message
-            elif not verdict.ok:  # right by the reference, wrong by the numbers: tell the instructor
-                item.result.feedback += "\nNote for the instructor: " + verdict.message
+            elif not verdict.ok:  # right by the reference, wrong by the numbers: the instructor's
+                item.result.instructor += verdict.message + "\n"
 
 
 class _seeded:
@@ -222,3 +234,221 @@ class _seeded:
     def __exit__(self, *exc):
         if self.state is not None:
             np.random.set_state(self.state)
+
+
+@dataclass
+class LayerProtocol:
+    """The contract a layer honours beyond one forward and one backward on fresh floats,
+    graded as one item of the layer's part ("<part>: the layer protocol").
+
+    Each check compares what the layer gives in some situation with what the *same* layer
+    gives on a fresh object with the same inputs, in the same round trip - so a wrong
+    formula is not charged here a second time (the cases judge formulas), only behaviour
+    that depends on how the layer is used:
+
+    - two objects used in turn (A.forward, B.forward, A.backward, B.backward), B with
+      another batch: nothing is shared between objects (class attributes, globals);
+    - forward twice (the second time with another batch), then backward: backward uses
+      what the last forward stored;
+    - integer inputs (every case, scalars too): the same as the same numbers as floats;
+      float32 inputs: the same as float64, within float32's tolerance;
+    - the constructor's arrays changed in place (as training changes ``params``): the same
+      as a layer built with the new arrays.
+    """
+
+    exercise: LayerExercise
+
+    @property
+    def part(self) -> str:
+        return self.exercise.part
+
+    def items_of(self, scorer: Scorer) -> list[Item]:
+        return [scorer.plan(self.part, f"{self.part}: the layer protocol", self.exercise.protocol_points)]
+
+    def grade(self, worker: Worker, scorer: Scorer, answers: Answers) -> None:
+        (item,) = self.items_of(scorer)
+        ex = self.exercise
+        found = self.checks(answers)
+        program = Program()
+        spans = [(self.gather(program, check.used), self.gather(program, check.fresh)) for check in found]
+        try:
+            outcome = Outcome.of(worker, program)
+        except WorkerError as exc:
+            item.error(f"{ex.cls}: {exc}", status=exc.status)
+            return
+        if outcome.error is not None:  # only a constructor can raise here: the calls are tolerated
+            item.error(format_error(f"the constructor of {ex.cls}", outcome.error))
+            return
+        failures, compared = [], 0
+        for check, (used, fresh) in zip(found, spans, strict=True):
+            why, made = self.judge(check, outcome.values[slice(*used)], outcome.values[slice(*fresh)])
+            compared += made
+            if why:
+                failures.append((check, why))
+        if not failures and not compared:
+            item.error(f"Not checked: {ex.cls}.backward gives no gradient on a fresh object either "
+                       "(see the other checks of this part).")
+            return
+        if not failures:
+            item.passed(f"{ex.cls} honours the layer protocol: {'; '.join(c.title for c in found)}.")
+            return
+        mistake = PROTOCOL[failures[0][0].mistake]
+        said = "\n".join(f"{check.title}: {why}" for check, why in failures)
+        item.failed(f"{said}\n{mistake.text()}", mistake.id)
+
+    # -- the checks: how the layer is used, and the fresh objects it must agree with --------
+    def checks(self, answers: Answers) -> list[_Check]:
+        ex = self.exercise
+        rng = case_rng(answers.seed, ex.part, "protocol")
+        cases = [answers.get(ex, case)[0] for case in ex.cases]
+        arrays = next((v for v in cases if all(isinstance(v[n], np.ndarray) for n in ex.forward)), None)
+        found: list[_Check] = []
+        if arrays is not None:
+            other = _another_batch(arrays, ex, rng)
+            found.append(_Check("two objects used in turn (the second with another batch)",
+                                "state-shared-between-objects",
+                                [_Use((arrays, other), interleave=True)], [_Use((arrays,)), _Use((other,))]))
+            found.append(_Check("forward twice (another batch the second time), then backward",
+                                "state-from-an-earlier-call", [_Use((arrays, other))], [_Use((other,))]))
+            low = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
+                   for k, v in arrays.items()}
+            upcast = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
+                      for k, v in low.items()}
+            found.append(_Check("float32 inputs", "low-precision-inputs", [_Use((low,))], [_Use((upcast,))]))
+            moved = _moved_init(arrays, ex, rng)
+            if moved is not None:
+                found.append(_Check("the constructor's arrays changed in place", "parameters-copied",
+                                    [_Use((arrays,), moved=moved)], [_Use((moved,))]))
+        for values in cases:
+            ints = _integers(values, ex)
+            if ints is not None:
+                scalar = not isinstance(values[ex.forward[0]], np.ndarray)
+                floats = {k: (float(v) if isinstance(v, int) and k in ex.forward else
+                              v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind in "iu"
+                              and k in ex.forward else v) for k, v in ints.items()}
+                found.append(_Check("integer inputs" + (" (scalars)" if scalar else ""),
+                                    "integer-inputs-truncated", [_Use((ints,))], [_Use((floats,))]))
+        return found
+
+    # -- gather: every check in one program, every call tolerated ---------------------------
+    def gather(self, program: Program, uses: list[_Use]) -> tuple[int, int]:
+        """Add the calls; return the slice of the kept values they fill: per object judged,
+        its forward output, what backward returned, and the gradient attributes."""
+        ex = self.exercise
+        start = len(program.kept)
+
+        def forward(obj, values):
+            if ex.seed_key:
+                program.seed(ex.seed(values))
+            return program.call(obj, "forward", *ex.args(ex.forward, copy(values)), tolerate=True)
+
+        def backward(obj, values):
+            back = program.call(obj, "backward", *ex.args(ex.backward, copy(values)), tolerate=True)
+            return [back, *(program.get(obj, key, optional=True) for _, key in ex.attrs)]
+
+        for use in uses:
+            first = use.inputs[0]
+            given = {n: program.value(first[n]) for n in ex.init}
+            objects = [program.new(ex.module, ex.cls, *(given[n] for n in ex.init))]
+            if use.moved is not None:
+                for n in ex.init:
+                    if isinstance(use.moved[n], np.ndarray):
+                        program.assign(given[n], (), use.moved[n])
+            if use.interleave:
+                objects.append(program.new(ex.module, ex.cls, *ex.args(ex.init, copy(use.inputs[1]))))
+                outs = [forward(obj, values) for obj, values in zip(objects, use.inputs, strict=True)]
+                for obj, values, out in zip(objects, use.inputs, outs, strict=True):
+                    program.keep(out, *backward(obj, values))
+                continue
+            for values in use.inputs[:-1]:
+                forward(objects[0], values)
+            program.keep(forward(objects[0], use.inputs[-1]), *backward(objects[0], use.inputs[-1]))
+        return start, len(program.kept)
+
+    # -- judge (pure) -----------------------------------------------------------------------
+    def judge(self, check: _Check, used: list, fresh: list) -> tuple[str | None, int]:
+        """Why the layer behaved differently when used so (the first difference), or None;
+        and how many gradients could be compared. Where the fresh object itself raised or
+        returned no numbers, there is nothing to compare: the cases report that."""
+        ex = self.exercise
+        width = 2 + len(ex.attrs)
+        names = ["forward", "__back__", *(q for q, _ in ex.attrs)]
+        compared = 0
+        for index in range(len(fresh) // width):
+            mine = dict(zip(names, used[index * width:(index + 1) * width], strict=False))
+            base = dict(zip(names, fresh[index * width:(index + 1) * width], strict=False))
+            for name in ["forward", *ex.quantities]:
+                value, reference = (mine.get("forward"), base.get("forward")) if name == "forward" else \
+                    (ex.read(name, ex.quantities[name], mine), ex.read(name, ex.quantities[name], base))
+                if isinstance(reference, Raised | Malformed) or not _numbers(reference):
+                    continue
+                compared += name != "forward"
+                if isinstance(value, Raised):
+                    return format_error(f"{ex.cls}.{'forward' if name == 'forward' else 'backward'}",
+                                        clean_error(value.error)), compared
+                if isinstance(value, Malformed):
+                    return value.message, compared
+                verdict = checks.compare(f"{ex.cls}: {name}", value, np.asarray(reference, dtype=np.float64))
+                if not verdict.ok:
+                    return (verdict.message + " (a fresh object given the same inputs gives the expected "
+                            "value)"), compared
+        return None, compared
+
+
+@dataclass
+class _Use:
+    """One object (two when ``interleave``): forward on each of ``inputs`` in turn (or one
+    each), then backward on the last; ``moved``: its constructor's arrays changed in place first."""
+
+    inputs: tuple
+    interleave: bool = False
+    moved: dict | None = None
+
+
+@dataclass
+class _Check:
+    title: str
+    mistake: str              # the PROTOCOL misconception a failure names
+    used: list[_Use]          # the layer used so...
+    fresh: list[_Use]         # ...must agree with fresh objects on the same inputs
+
+
+def _numbers(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf" and bool(np.all(np.isfinite(value)))
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _another_batch(values: Values, ex: LayerExercise, rng: np.random.Generator) -> dict | None:
+    """The same inputs with another batch size: rows drawn again, in another order."""
+    first = values[ex.forward[0]]
+    n = first.shape[0]
+    size = n + int(rng.integers(1, 3))
+    rows = rng.integers(0, n, size)
+    return {k: (v[rows] if k in (*ex.forward, *ex.backward) and isinstance(v, np.ndarray) and v.ndim
+                and v.shape[0] == n else v) for k, v in values.items()}
+
+
+def _moved_init(values: Values, ex: LayerExercise, rng: np.random.Generator) -> dict | None:
+    """The constructor's arrays moved to other values (None when it takes none)."""
+    moved = {n: values[n] + rng.standard_normal(values[n].shape) for n in ex.init
+             if isinstance(values[n], np.ndarray) and values[n].dtype.kind == "f"}
+    return {**values, **moved} if moved else None
+
+
+def _integers(values: Values, ex: LayerExercise) -> dict | None:
+    """The forward inputs as integers (scalars rounded, arrays of 3x rounded); None when
+    none of them is a float."""
+    out = dict(values)
+    changed = False
+    for name in ex.forward:
+        v = values[name]
+        if isinstance(v, float):
+            out[name], changed = int(round(v)), True
+        elif isinstance(v, np.ndarray) and v.dtype.kind == "f" and not _one_hot(v):
+            out[name], changed = np.rint(3 * v).astype(np.int64), True
+    return out if changed else None
+
+
+def _one_hot(v: np.ndarray) -> bool:
+    return v.ndim == 2 and bool(np.all((v == 0) | (v == 1))) and bool(np.all(v.sum(axis=1) == 1))

@@ -78,10 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "exercise" in metafunc.fixturenames:
-        assignment = _assignment_of(metafunc.config, Path(str(metafunc.definition.path)))
-        exercises = assignment.exercises
-        metafunc.parametrize("exercise", exercises, ids=[e.part for e in exercises])
+    """``exercise``: each declared exercise; ``protocol``: each one's protocol (layers have one)."""
+    for name, of in (("exercise", lambda e: e), ("protocol", lambda e: getattr(e, "protocol", None))):
+        if name in metafunc.fixturenames:
+            assignment = _assignment_of(metafunc.config, Path(str(metafunc.definition.path)))
+            found = [p for p in map(of, assignment.exercises) if p is not None]
+            metafunc.parametrize(name, found, ids=[p.part for p in found])
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
@@ -131,7 +133,7 @@ def problems(session: pytest.Session, items: list) -> list[str]:
                     and not manager.getfixturedefs(name, item):
                 found.append(f"{item.nodeid}: fixture {name!r} not found (the grader's: assignment, "
                              "settings, seed, reference, answers, worker, scorer, student, rng, notes, "
-                             "exercise)")
+                             "exercise, protocol)")
         try:
             _marked(item)
         except pytest.UsageError as exc:
@@ -165,9 +167,9 @@ def plan(item: pytest.Item, scorer) -> list:
         part, points, name = marked
         planned.append(scorer.plan(part, name, points))
     callspec = getattr(item, "callspec", None)
-    exercise = callspec.params.get("exercise") if callspec else None
-    if exercise is not None:
-        planned += [i for _, items in exercise.plan(scorer) for i in items.values()]
+    for value in (callspec.params.values() if callspec else ()):
+        if hasattr(value, "items_of"):  # an exercise, or a protocol: it plans its own items
+            planned += value.items_of(scorer)
     item.stash[_PLANNED] = planned
     return planned
 

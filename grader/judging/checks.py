@@ -16,6 +16,7 @@ import numpy as np
 from grader.worker.inside.protocol import Unsendable
 
 RTOL = 1e-6          # against the float64 reference: correct code differs by ~1e-15
+LOW_RTOL = 1e-4      # an answer computed in float32 (or float16): correct code differs by ~1e-6
 NUMERIC_RTOL = 1e-4  # against central differences: the book's +1e-7 in log costs up to ~2e-5
 H = 1e-5             # central-difference step in float64
 
@@ -51,7 +52,8 @@ def as_number_array(value, expected: np.ndarray) -> tuple[np.ndarray | None, str
     accepted where the reference returns a scalar. Nothing is broadcast.
     """
     if expected.ndim == 0:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) or \
+                type(value) in (np.float32, np.float16):
             return np.asarray(float(value)), ""
         if type(value) is np.ndarray and value.size == 1 and value.dtype.kind in "iuf":
             return value.astype(np.float64).reshape(()), ""
@@ -89,13 +91,18 @@ def compare(name: str, value, expected, *, either=None, batch: int | None = None
     got, why = as_number_array(value, expected)
     if got is None:
         return Verdict(False, f"{name}: {why}.", np.inf)
+    low = low_precision(value)
+    if low:  # round-off of the student's dtype, not of float64: judged with its own tolerance
+        rtol = max(rtol, LOW_RTOL)
     errors = relative_errors(got, expected)
     if either is not None:
         errors = np.minimum(errors, relative_errors(got, np.asarray(either, dtype=np.float64)))
     worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
     error = float(errors[worst]) if errors.size else 0.0
     if error <= rtol:  # False for NaN: a non-finite entry never passes
-        return Verdict(True, f"{name}: correct (largest relative error {error:.1e}).", error)
+        note = (f"; computed in {low}, so judged with {low}'s tolerance ({rtol:.0e}) - float64 is "
+                f"what numerical gradient checks need") if low else ""
+        return Verdict(True, f"{name}: correct (largest relative error {error:.1e}{note}).", error)
     if not np.all(np.isfinite(got)):
         bad = _index(np.argwhere(~np.isfinite(got))[0]) if got.ndim else ()
         return Verdict(False, f"{name}: contains {got[bad]} at index {bad} (NaN or infinity).", np.inf)
@@ -104,6 +111,14 @@ def compare(name: str, value, expected, *, either=None, batch: int | None = None
              f"yours {got[worst]:.6g}, expected {expected[worst]:.6g}."]
     lines += _patterns(got, expected, batch)
     return Verdict(False, "\n".join(lines), error)
+
+
+def low_precision(value) -> str | None:
+    """"float32" (or "float16") when ``value`` was computed in a float type below float64."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
+        return str(dtype)
+    return None
 
 
 def _patterns(got: np.ndarray, expected: np.ndarray, batch: int | None) -> list[str]:
@@ -137,9 +152,11 @@ def unit_direction(rng: np.random.Generator, shape: tuple, frozen=None) -> np.nd
     return u / norm if norm else u
 
 
-def slope_noise(*values: float) -> float:
-    """Round-off in a central difference of values of this size: ~eps |L| / h, with margin."""
-    return 100 * np.finfo(np.float64).eps * max((abs(v) for v in values), default=0.0) / H
+def slope_noise(*values: float, dtype=np.float64) -> float:
+    """Round-off in a central difference of values of this size computed in ``dtype``:
+    ~eps |L| / h, with margin (a float32 forward cannot be differenced finely at h = 1e-5)."""
+    eps = np.finfo(dtype).eps if np.dtype(dtype).kind == "f" else np.finfo(np.float64).eps
+    return 100 * float(eps) * max((abs(v) for v in values), default=0.0) / H
 
 
 def directional_verdict(name: str, grad, slopes: list[tuple[np.ndarray, float, float]]) -> Verdict:

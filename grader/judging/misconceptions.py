@@ -49,6 +49,36 @@ GENERIC = [
                   error=lambda e, v: e["type"] in ("SyntaxError", "IndentationError", "TabError")),
 ]
 
+# what every layer and net must honour beyond one call on fresh floats (grader.exercises):
+# recognised by the protocol checks, whatever the assignment
+PROTOCOL = {m.id: m for m in [
+    Misconception("state-shared-between-objects", "state shared between objects",
+                  "Two objects of the class were used in turn and one saw the other's data: keep what "
+                  "backward needs on the object itself (self.<name>), never in a class attribute or a "
+                  "module-level variable."),
+    Misconception("state-from-an-earlier-call", "state kept from an earlier call",
+                  "After forward was called twice (the second time with another batch), backward used "
+                  "what the first call left: store what backward needs on every forward call."),
+    Misconception("integer-inputs-truncated", "results truncated for integer inputs",
+                  "With integer inputs (as in the shopping example) a gradient came back rounded or of "
+                  "the wrong type: do not convert with int() or astype(int); let numpy pick the type."),
+    Misconception("low-precision-inputs", "float32 inputs not handled",
+                  "With float32 inputs the layer gave a wrong value (not a rounding difference): check "
+                  "which operations assume float64 arrays."),
+    Misconception("parameters-copied", "parameters copied instead of shared",
+                  "The arrays given to the constructor were changed in place (as training does), but the "
+                  "layer kept computing with its own copy: store the arrays you are given, not copies."),
+    Misconception("stale-params", "gradient not following net.params",
+                  "Training changes net.params in place; the layers must compute with those same arrays "
+                  "(a layer that copies its weights never learns). Check how the layers get W and b."),
+    Misconception("gradient-without-forward", "gradient() without its own forward pass",
+                  "gradient() was called on a freshly built net and used what a forward pass leaves "
+                  "behind: run the forward pass (the loss) inside gradient() first."),
+    Misconception("numerical-differentiation", "numerical differentiation instead of backpropagation",
+                  "gradient() must run the forward pass once, then every layer's backward from the last "
+                  "one; nudging the weights and re-running the loss is the slow check, not the method."),
+]}
+
 # named by static reading of the files (see grader.hidden.session)
 STATIC = [
     Misconception("duplicate-class", "a class defined twice under one name",
@@ -70,7 +100,7 @@ def from_error(error: dict, values: Values | None = None,
 def catalogue(exercises: Iterable) -> dict[str, Misconception]:
     """Every mistake the grader can name for these exercises, by id (first declaration wins)."""
     found: dict[str, Misconception] = {}
-    for m in [*(m for e in exercises for m in e.misconceptions), *GENERIC, *STATIC]:
+    for m in [*(m for e in exercises for m in e.misconceptions), *GENERIC, *PROTOCOL.values(), *STATIC]:
         found.setdefault(m.id, m)
     return found
 

@@ -71,6 +71,7 @@ class Worker:
         self.generation = 0
         self.dead_reason = "the worker is not running"
         self._buffer = bytearray()  # received, not yet read (a reply's small parts)
+        self.counts: dict[int, dict[str, int]] = {}  # the last reply's call counts, by step
         self._scratch = bytearray(SMALL)
 
     @property
@@ -136,6 +137,7 @@ class Worker:
         try:
             decode = lambda tree: protocol.decode(tree, arrays, self._remote)  # noqa: E731
             trace = [str(t)[:100] for t in header.get("trace", [])][:100]
+            self.counts = _counts(header.get("counts"))
             if header.get("ok") is True:
                 return [decode(t) for t in header.get("results", [])], trace
             if header.get("ok") is False and isinstance(header.get("error"), dict):
@@ -247,6 +249,20 @@ class Worker:
         raise WorkerError(f"the submission ended the worker process ({how})")
 
 
+def _counts(found) -> dict[int, dict[str, int]]:
+    """step -> its forward/backward call counts, kept only where they are plain ints."""
+    keys = ("forward", "forward_max", "backward", "backward_max")
+    out = {}
+    for entry in found[:100] if isinstance(found, list) else []:
+        if isinstance(entry, dict) and all(_is_int(entry.get(k)) for k in ("step", *keys)):
+            out[entry["step"]] = {k: entry[k] for k in keys}
+    return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def clean_error(error: dict) -> dict:
     """Keep only well-typed, short fields of a student exception report."""
     frames = []
@@ -280,10 +296,19 @@ class Program:
     def func(self, module: str, name: str, *args, **kwargs) -> protocol.Ref:
         return self._add({"op": "func", "module": module, "name": name, "args": args, "kwargs": kwargs})
 
-    def call(self, target, name: str, *args, tolerate: bool = False, **kwargs) -> protocol.Ref:
-        """Call a method; with ``tolerate`` an exception becomes the result and later steps run."""
-        return self._add({"op": "call", "target": target, "name": name, "args": args,
-                          "kwargs": kwargs, "tolerate": tolerate})
+    def call(self, target, name: str, *args, tolerate: bool = False, count: bool = False,
+             **kwargs) -> protocol.Ref:
+        """Call a method; with ``tolerate`` an exception becomes the result and later steps run;
+        with ``count`` the reply says how many forward/backward calls it made (``Worker.counts``)."""
+        step = {"op": "call", "target": target, "name": name, "args": args, "kwargs": kwargs,
+                "tolerate": tolerate}
+        if count:
+            step["count"] = True
+        return self._add(step)
+
+    def index(self, ref: protocol.Ref) -> int:
+        """The step number of ``ref`` (as ``Worker.counts`` keys them)."""
+        return ref.tree["i"]
 
     def get(self, target, *path: str, optional: bool = False) -> protocol.Ref:
         """Read an attribute (or dict entry) path; ``optional``: None when it is missing."""

@@ -153,6 +153,8 @@ def decode(tree, frames: list[np.ndarray | None], make_obj=None, depth: int = 0)
             return array
         if array.shape != ():
             raise ProtocolError("a number frame must be 0-d")
+        if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+            return array[()]  # a float32 number stays one: its precision decides its tolerance
         return array.item()
     if kind == "none":
         return None

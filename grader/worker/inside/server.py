@@ -72,6 +72,7 @@ class Sources(importlib.abc.MetaPathFinder, importlib.abc.SourceLoader):
 class Worker:
     def __init__(self, chan_in: int, chan_out: int, sources: dict, modules: list = ()):
         self.submission = SUBMISSION
+        self.calls: dict = {}  # (kind, id(object)) -> calls, during the current step
         self.modules = [m for m in modules if isinstance(m, str)]
         self.chan_in, self.chan_out = chan_in, chan_out
         self.sources = Sources(sources)
@@ -119,29 +120,39 @@ class Worker:
         return status
 
     def instrument(self, module) -> None:
-        """Record which layer objects have ``backward`` called, for feedback only."""
+        """Count each object's ``forward`` and ``backward`` calls, and record the order of the
+        ``backward`` ones: the grader judges a ``gradient()`` by them (how many forward passes,
+        whether anything was backpropagated) and names a wrong walk. Nothing else changes."""
         for value in list(vars(module).values()):
-            method = getattr(value, "__dict__", {}).get("backward") if isinstance(value, type) else None
-            if callable(method) and getattr(value, "__module__", None) == module.__name__:
-                value.backward = self.traced(method)
+            if not isinstance(value, type) or getattr(value, "__module__", None) != module.__name__:
+                continue
+            for kind in ("forward", "backward"):
+                method = value.__dict__.get(kind)
+                if callable(method):
+                    setattr(value, kind, self.counted(kind, method))
 
-    def traced(self, method):
-        trace = self.trace
+    def counted(self, kind: str, method):
+        trace, calls = self.trace, self.calls
 
-        def backward(obj, *args, **kwargs):
-            trace.append(id(obj))
+        def call(obj, *args, **kwargs):
+            calls[(kind, id(obj))] = calls.get((kind, id(obj)), 0) + 1
+            if kind == "backward":
+                trace.append(id(obj))
             return method(obj, *args, **kwargs)
 
-        backward.__wrapped__ = method
-        return backward
+        call.__wrapped__ = method
+        call.__name__ = kind
+        return call
 
     # -- requests ------------------------------------------------------------------
     def handle(self, header: dict, frames: list) -> tuple[dict, list]:
         """Run the steps in order; on an exception, answer with it and what was done."""
         self.trace.clear()
         done: list = []
+        counts: list = []
         failure = None
         for index, step in enumerate(header.get("steps", [])):
+            self.calls.clear()
             try:
                 done.append(self.step(step, frames, done))
             except BaseException as exc:  # noqa: B036 - any student exception is an answer
@@ -150,6 +161,9 @@ class Worker:
                     continue
                 failure = {"ok": False, "step": index, "error": self.describe(exc)}
                 break
+            finally:
+                if step.get("count"):
+                    counts.append(self.tally(index))
         out_frames: list = []
         try:
             results = [protocol.encode(done[i], out_frames, self.handle_of)
@@ -158,8 +172,17 @@ class Worker:
             return {"ok": False, "step": len(done) - 1, "results": [],
                     "error": {"type": "ReturnValueError", "message": str(exc), "frames": []}}, []
         reply = failure or {"ok": True}
-        reply.update(results=results, trace=self.label_trace(header, done))
+        reply.update(results=results, trace=self.label_trace(header, done), counts=counts)
         return reply, out_frames
+
+    def tally(self, index: int) -> dict:
+        """The step's forward and backward calls: totals, and the most on any one object."""
+        out = {"step": index}
+        for kind in ("forward", "backward"):
+            per = [n for (k, _), n in self.calls.items() if k == kind]
+            out[kind] = sum(per)
+            out[f"{kind}_max"] = max(per, default=0)
+        return out
 
     def step(self, step: dict, frames: list, done: list):
         op = step["op"]
@@ -180,13 +203,11 @@ class Worker:
             return getattr(target, step["name"])(*args, **kwargs)
         if op == "get":
             try:
-                for key in step["path"]:
-                    target = target[key] if isinstance(target, dict) else getattr(target, key)
-            except (AttributeError, KeyError):
+                return walk(target, step["path"])
+            except (AttributeError, KeyError, IndexError, TypeError):
                 if step.get("optional"):
                     return None
                 raise
-            return target
         if op == "assign":  # write into the array the object really holds, in place
             walk(target, step["path"])[...] = args[0]
             return None
@@ -289,9 +310,13 @@ def student_name(step: dict):
 
 
 def walk(target, path: list):
-    """``target.<path>``: attributes, or entries of dicts on the way (``params['W1']``)."""
+    """``target.<path>``: attributes, entries of dicts (``params['W1']``) and, for an int key,
+    items of tuples and lists (what ``backward`` returned) on the way."""
     for key in path:
-        target = target[key] if isinstance(target, dict) else getattr(target, key)
+        if isinstance(target, dict) or (isinstance(key, int) and isinstance(target, tuple | list)):
+            target = target[key]
+        else:
+            target = getattr(target, key)
     return target
 
 

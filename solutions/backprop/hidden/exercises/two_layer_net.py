@@ -42,7 +42,7 @@ EXERCISE = NetworkExercise(
     points={"loss": 1, "W1": 2, "b1": 1, "W2": 2, "b2": 1},
     cases=[Case("class-index labels", lambda rng: _net(rng, False)),
            Case("one-hot labels", lambda rng: _net(rng, True))],
-    walk=WALK,
+    walk=WALK, depends=("Affine", "Relu", "SoftmaxWithLoss"),
     walk_grads={"W1": ("layers", "Affine1", "dW"), "b1": ("layers", "Affine1", "db"),
                 "W2": ("layers", "Affine2", "dW"), "b2": ("layers", "Affine2", "db")},
     misconceptions=[
