@@ -66,6 +66,58 @@ MUTANTS: dict[str, list[tuple[str, str, str]]] = {
     "update-sign": [(DELTA_RULE, STEP, "W_new = W - lr * np.dot(x.T, delta)")],
     "lr-missing": [(DELTA_RULE, STEP, "W_new = W + np.dot(x.T, delta)")],
     "returned-delta": [(DELTA_RULE, STEP, "W_new = lr * np.dot(x.T, delta)")],
+    # --- the layer protocol and a net's gradient() (grader.judging.misconceptions.PROTOCOL) ---
+    # SigmoidOutput keeps its input in a class attribute: a second object overwrites it
+    "state-shared-between-objects": [
+        (SIGMOID_OUTPUT, "        self.x = None\n        self.out = None\n", "        self.out = None\n"),
+        (SIGMOID_OUTPUT, "        self.x = x\n", "        SigmoidOutput.x = x\n"),
+    ],
+    # MSELoss keeps the output of its first forward only
+    "state-from-an-earlier-call": [
+        ("losses.py", "        self.y = y\n        self.t = t\n        return np.mean",
+         "        if self.y is None:\n            self.y = y\n        self.t = t\n        return np.mean"),
+    ],
+    # integer targets (0 and 1): dE/dy made in an array of the targets' dtype
+    "integer-inputs-truncated": [
+        ("losses.py", MSE, "dy = np.zeros_like(self.t)\n        dy[...] = "
+                           "2.0 * (self.y - self.t) / self.y.size * dout"),
+    ],
+    # SigmoidOutput squeezes anything but float64 through float16 (a "dtype normalisation")
+    "low-precision-inputs": [
+        (SIGMOID_OUTPUT, "        self.x = x\n",
+         "        if x.dtype != np.float64:\n            x = x.astype(np.float16)\n        self.x = x\n"),
+    ],
+    # SigmoidOutput copies W and b: the learning step never reaches it
+    "parameters-copied": [
+        (SIGMOID_OUTPUT, "        self.W = W\n        self.b = b\n",
+         "        self.W = W.copy()\n        self.b = b.copy()\n"),
+    ],
+    # the net computes with copies of its params made in __init__: right once, stale after a step
+    "stale-params": [
+        (NET, "    def forward(self, x):",
+         "        self.weights = {k: v.copy() for k, v in self.params.items()}\n\n    def forward(self, x):"),
+        (NET, "        p = self.params\n        h1 = relu(", "        p = self.weights\n        h1 = relu("),
+        (NET, "        p = self.params\n        a1 = ", "        p = self.weights\n        a1 = "),
+    ],
+    # gradient() uses the hidden outputs the last forward() left (so loss() must come first)
+    "gradient-without-forward": [
+        (NET, "        h2 = relu(np.dot(h1, p[\"W2\"]) + p[\"b2\"])\n        return",
+         "        h2 = relu(np.dot(h1, p[\"W2\"]) + p[\"b2\"])\n        self.hidden = h1, h2\n        return"),
+        (NET, "        a1 = np.dot(x, p[\"W1\"]) + p[\"b1\"]\n        h1 = relu(a1)\n"
+              "        a2 = np.dot(h1, p[\"W2\"]) + p[\"b2\"]\n        h2 = relu(a2)\n",
+         "        h1, h2 = self.hidden\n        a1, a2 = h1, h2\n"),
+    ],
+    # central differences of the loss returned as the gradient (the slow check, not backprop)
+    "numerical-differentiation": [
+        (NET, "        p = self.params\n        a1 = ",
+         "        grads = {}\n        for key, w in self.params.items():\n"
+         "            grads[key] = np.zeros_like(w)\n            for i in np.ndindex(w.shape):\n"
+         "                old = w[i]\n                w[i] = old + 1e-5\n"
+         "                plus = self.loss(x, t)\n                w[i] = old - 1e-5\n"
+         "                minus = self.loss(x, t)\n                w[i] = old\n"
+         "                grads[key][i] = (plus - minus) / 2e-5\n        return grads\n"
+         "        p = self.params\n        a1 = "),
+    ],
     # --- what any assignment can meet (grader.judging.misconceptions.GENERIC, STATIC) -----
     # seed 000's `out 1 / (...)`: delta_rule.py does not compile; the grader blanks the class
     SYNTAX_ERROR: [(SIGMOID_OUTPUT, "self.out = sigmoid(np.dot(x, self.W) + self.b)",

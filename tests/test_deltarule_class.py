@@ -162,8 +162,10 @@ def test_every_catalogue_entry_is_exercised():
 
 
 # --- many seeds -----------------------------------------------------------------------------
-@pytest.mark.parametrize("student", ["ada-reference", "grace-variants"])
+@pytest.mark.parametrize("student", ["ada-reference", "grace-variants", "hui-float32"])
 def test_correct_code_never_loses_a_point_over_many_seeds(tmp_path, student):
+    """Whatever the seed: the reference, another way of writing it, and all of it in float32
+    (judged with float32's tolerance) keep every point, the layer protocol's included."""
     assert not sweep(CLASS / student, range(150), tmp_path, DELTARULE)
 
 

@@ -66,6 +66,50 @@ def test_no_wrong_formula_passes_on_any_seed():
     assert len(caught) > 1000 and not missed, missed[:10]
 
 
+def in_float32(exercise, values) -> dict:
+    """The reference's answers computed in float32 from float32 inputs (a correct student
+    who works in float32, as PyTorch does by default)."""
+    low = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) else np.float32(v) if isinstance(v, float) else v)
+           for k, v in values.items()}
+    module = DELTARULE.reference[exercise.module]
+    if isinstance(exercise, FunctionExercise):
+        return {exercise.value: getattr(module, exercise.function)(**low)}
+    if hasattr(exercise, "params"):
+        net = getattr(module, exercise.cls)(*exercise.build(values))
+        net.params.update({k: low[k] for k in exercise.params})
+        return {"loss": net.loss(low["x"], low["t"]), **net.gradient(low["x"], low["t"])}
+    layer = getattr(module, exercise.cls)(*(low[n] for n in exercise.init))
+    found = {"forward": layer.forward(*(low[n] for n in exercise.forward))}
+    back = layer.backward(*(low[n] for n in exercise.backward))
+    for name, quantity in exercise.quantities.items():
+        kind, key = quantity.source
+        found[name] = getattr(layer, key) if kind == "attr" else back if key is None else back[key]
+    return found
+
+
+def test_a_correct_float32_answer_is_never_failed_and_a_wrong_one_never_passes():
+    """float32 answers are judged with float32's tolerance (relative to each tensor's largest
+    entry): over every seed the reference run in float32 passes every check, and every
+    declared mistake, computed in float32 too, still fails one."""
+    caught: dict[tuple, bool] = {}
+    for seed, exercise, case, values, expected in each_case():
+        for name, got in in_float32(exercise, values).items():
+            assert np.asarray(got).dtype == np.float32, (exercise.part, name)
+            verdict = checks.compare(name, np.asarray(got), expected[name])
+            assert verdict.ok, (seed, exercise.part, case.name, verdict.message)
+        for index, mistake in enumerate(m for m in exercise.misconceptions if m.wrong):
+            try:
+                wrong = mistake.wrong(copy(values))
+            except ValueError:
+                differs = True
+            else:
+                differs = any(not checks.compare(q, np.asarray(w, dtype=np.float32), expected[q]).ok
+                              for q, w in wrong.items())
+            key = (seed, exercise.part, index)
+            caught[key] = caught.get(key, False) or differs
+    assert not [key for key, ok in caught.items() if not ok]
+
+
 def test_the_cases_keep_away_from_kinks_and_saturation():
     net = next(e for e in DELTARULE.exercises if e.part == "ThreeLayerNet")
     worst_kink, worst_sigmoid = np.inf, 0.0

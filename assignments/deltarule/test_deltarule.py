@@ -129,7 +129,7 @@ def test_the_notes_worked_example():
         net.params[f"W{layer}"][...] = np.array(weight).T
         net.params[f"b{layer}"][...] = bias
     x, t = np.array([INPUT]), np.array([TARGET])
-    assert net.predict(x)[0, 0] == pytest.approx(0.3875, abs=5e-5), "the output o must be 0.3875, as in the notes"
+    assert net.forward(x)[0, 0] == pytest.approx(0.3875, abs=5e-5), "the output o must be 0.3875, as in the notes"
     grads = call("ThreeLayerNet.gradient", net.gradient, x, t)
     as_printed = {"fc2.weight.grad": np.asarray(grads["W2"]).T, "fc3.weight.grad": np.asarray(grads["W3"]).T}
     for name, printed in PRINTED.items():

@@ -20,14 +20,14 @@ class ThreeLayerNet:
             self.params[f"W{layer}"] = np.random.uniform(-bound, bound, (fan_in, fan_out))
             self.params[f"b{layer}"] = np.random.uniform(-bound, bound, fan_out)
 
-    def predict(self, x):
+    def forward(self, x):
         p = self.params
         h1 = relu(np.dot(x, p["W1"]) + p["b1"])
         h2 = relu(np.dot(h1, p["W2"]) + p["b2"])
         return sigmoid(np.dot(h2, p["W3"]) + p["b3"])
 
     def loss(self, x, t):
-        o = self.predict(x)
+        o = self.forward(x)
         return np.mean((o - t) ** 2)
 
     def gradient(self, x, t):

@@ -29,8 +29,9 @@ class ThreeLayerNet:
             self.params[f"W{layer}"] = np.random.uniform(-bound, bound, (fan_in, fan_out))
             self.params[f"b{layer}"] = np.random.uniform(-bound, bound, fan_out)
 
-    def predict(self, x):
-        """o for a batch x of shape (N, input_size): shape (N, output_size)."""
+    def forward(self, x):
+        """o for a batch x of shape (N, input_size): shape (N, output_size), as the notes'
+        ``Net.forward``."""
         p = self.params
         h1 = relu(np.dot(x, p["W1"]) + p["b1"])
         h2 = relu(np.dot(h1, p["W2"]) + p["b2"])
@@ -38,7 +39,7 @@ class ThreeLayerNet:
 
     def loss(self, x, t):
         """E as nn.MSELoss computes it; ``t`` has the shape of the output, (N, output_size)."""
-        o = self.predict(x)
+        o = self.forward(x)
         return np.mean((o - t) ** 2)
 
     def gradient(self, x, t):

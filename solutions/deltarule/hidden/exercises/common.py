@@ -75,10 +75,12 @@ def _loss_inputs(rng, batch, outputs):
 
 def loss_exercise(part: str, short: str, misconceptions) -> LayerExercise:
     """A loss layer: ``forward(y, t)`` -> E, ``backward()`` -> dE/dy; batch >= 3, and with
-    several outputs N != n, so a factor N and a factor n tell apart."""
+    several outputs N != n, so a factor N and a factor n tell apart. The layer protocol
+    tries integer targets, never integer outputs."""
     return LayerExercise(
         part=part, short=short, cls=part, module="losses", init=(), forward=("y", "t"), backward=(),
         quantities={"dy": Quantity(("return", None), wrt="y")}, points={"forward": 1, "dy": 2},
+        integer_inputs=("t",),  # targets may be integers (0 and 1); y is a sigmoid's output
         cases=[Case("one output per sample, as in the notes",
                     lambda rng: _loss_inputs(rng, int(rng.integers(3, 8)), 1)),
                Case("several outputs per sample", lambda rng: _loss_inputs(rng, *sizes(rng, 2)))],

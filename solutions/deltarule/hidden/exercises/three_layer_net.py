@@ -3,8 +3,9 @@
 The weights of a case are the ones the reference's ``__init__`` draws (nn.Linear's
 uniform initialisation) after ``np.random.seed(init_seed)``; the worker seeds numpy the
 same way before building the student's net. Inputs are drawn until no ReLU input is near
-its kink, each hidden layer has nodes on both sides of it, and no output is saturated:
-then every mistake below changes the gradients.
+its kink, each hidden layer has nodes on both sides of it, no output is saturated and no
+output's bias gradient cancels itself: then every mistake below changes the gradients,
+and a correct float32 answer keeps its digits.
 """
 import numpy as np
 
@@ -56,7 +57,16 @@ def _usable(v) -> bool:
     both_sides = all(np.any(a > 0) and np.any(a < 0) for a in (a1, a2))
     # a sample whose error reaches layer 1 and meets a closed and an open ReLU there
     deep = np.any(np.any(a2 > 0, axis=1) & np.any(a1 > 0, axis=1) & np.any(a1 < 0, axis=1))
-    return bool(far and both_sides and deep and 0.05 <= np.min(o) and np.max(o) <= 0.95)
+    return bool(far and both_sides and deep and 0.05 <= np.min(o) and np.max(o) <= 0.95 and _uncancelled(v))
+
+
+def _uncancelled(v) -> bool:
+    """No output's bias gradient (a sum over the batch) nearly cancels: a float32 answer keeps
+    its digits there too. (db3 of a one-output net is a one-entry tensor: no larger entry
+    sets its scale.)"""
+    _, _, o = forward(v)
+    terms = (o - v["t"]) * o * (1 - o)
+    return bool(np.all(np.abs(terms.sum(axis=0)) >= 0.05 * np.abs(terms).sum(axis=0)))
 
 
 def _net(rng, sizes: tuple[int, ...], batches: tuple[int, ...]):
