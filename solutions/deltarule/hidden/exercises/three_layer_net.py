@@ -4,8 +4,9 @@ The weights of a case are the ones the reference's ``__init__`` draws (nn.Linear
 uniform initialisation) after ``np.random.seed(init_seed)``; the worker seeds numpy the
 same way before building the student's net. Inputs are drawn until no ReLU input is near
 its kink, each hidden layer has nodes on both sides of it, no output is saturated and no
-output's bias gradient cancels itself: then every mistake below changes the gradients,
-and a correct float32 answer keeps its digits.
+output's bias gradient cancels itself (before and after the grader's training step):
+then every mistake below changes the gradients, and a correct float32 answer keeps its
+digits.
 """
 import numpy as np
 
@@ -20,6 +21,7 @@ from .common import (
 )
 
 PARAMS = ("W1", "b1", "W2", "b2", "W3", "b3")
+STEP = 0.1  # the training step the grader takes between the two gradient() calls of a case
 
 
 def init_params(sizes: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
@@ -57,13 +59,16 @@ def _usable(v) -> bool:
     both_sides = all(np.any(a > 0) and np.any(a < 0) for a in (a1, a2))
     # a sample whose error reaches layer 1 and meets a closed and an open ReLU there
     deep = np.any(np.any(a2 > 0, axis=1) & np.any(a1 > 0, axis=1) & np.any(a1 < 0, axis=1))
-    return bool(far and both_sides and deep and 0.05 <= np.min(o) and np.max(o) <= 0.95 and _uncancelled(v))
+    if not (far and both_sides and deep and 0.05 <= np.min(o) and np.max(o) <= 0.95):
+        return False
+    grads = backprop(v)
+    return _uncancelled(v) and _uncancelled({**v, **{k: v[k] - STEP * grads[k] for k in PARAMS}})
 
 
 def _uncancelled(v) -> bool:
-    """No output's bias gradient (a sum over the batch) nearly cancels: a float32 answer keeps
-    its digits there too. (db3 of a one-output net is a one-entry tensor: no larger entry
-    sets its scale.)"""
+    """No output's bias gradient (a sum over the batch) nearly cancels, at these weights: a
+    float32 answer keeps its digits there too. (db3 of a one-output net is a one-entry
+    tensor: no larger entry sets its scale.)"""
     _, _, o = forward(v)
     terms = (o - v["t"]) * o * (1 - o)
     return bool(np.all(np.abs(terms.sum(axis=0)) >= 0.05 * np.abs(terms).sum(axis=0)))
@@ -88,7 +93,7 @@ def _shapes(v):
 
 EXERCISE = NetworkExercise(
     part="ThreeLayerNet", short="Net", cls="ThreeLayerNet", module="three_layer_net", params=PARAMS,
-    build=lambda v: v["sizes"], seed_key="init_seed",
+    build=lambda v: v["sizes"], seed_key="init_seed", step_size=STEP,
     points={"loss": 1, "W1": 2, "b1": 1, "W2": 2, "b2": 1, "W3": 2, "b3": 1},
     cases=[Case("the notes' 4-5-2-1 net", lambda rng: _net(rng, (4, 5, 2, 1), (3, 4, 5, 6))),
            Case("square W2 and W3, four outputs", lambda rng: _net(rng, (6, 4, 4, 4), (3, 5, 6, 7)))],
