@@ -114,6 +114,7 @@ class Worker:
                 module = importlib.import_module(name)
             except BaseException as exc:  # noqa: B036 - SystemExit at import is a student error
                 status[name] = {"ok": False, "error": self.describe(exc)}
+                UNIMPORTED[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
                 continue
             self.instrument(module)
             status[name] = {"ok": True, "names": sorted(k for k in vars(module) if not k.startswith("__"))}
@@ -301,11 +302,16 @@ class Worker:
             self.send(reply, out)
 
 
+UNIMPORTED: dict[str, str] = {}
+"""Why each student module that failed to import did (the cause its callers' errors name)."""
+
+
 def student_name(step: dict):
     """``step["name"]`` from the student's module ``step["module"]``."""
     module = sys.modules.get(step["module"])
     if module is None:
-        raise ImportError(f"{step['module']}.py could not be imported")
+        why = UNIMPORTED.get(step["module"])
+        raise ImportError(f"{step['module']}.py could not be imported" + (f" ({why})" if why else ""))
     return getattr(module, step["name"])
 
 
@@ -406,7 +412,11 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
         if pid == 0:
             control.close()
             try:
-                os.setresuid(student, student, student)  # for good: no uid left to reach us by
+                # for good: no uid left to reach us by. Already so when not root without
+                # bubblewrap (unshare --user maps no uid: we are the overflow uid, which
+                # setresuid refuses with EINVAL, and the child ended at once, exit code 0)
+                if os.getresuid() != (student, student, student):
+                    os.setresuid(student, student, student)
                 child(*fds)
             finally:
                 os._exit(0)
