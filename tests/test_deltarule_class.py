@@ -91,6 +91,16 @@ def test_the_notes_mistake_is_explained_as_the_notes_tell_it(graded):
     assert all("does not match the numerical gradient of your own" in t["feedback"] for t in gradients)
 
 
+def test_a_correct_float32_student_keeps_every_point_and_is_told_why(graded):
+    """The notes' setting: everything in float32, as PyTorch computes by default."""
+    _, out = graded
+    data = report_of(out, "hui-float32")
+    assert data["score"] == data["max_score"]
+    said = "computed in float32, so judged with float32's tolerance"
+    judged = [t for t in data["tests"] if said in t["feedback"]]
+    assert len(judged) >= len(data["tests"]) // 2
+
+
 def test_pytorch_is_a_third_oracle_that_gives_notes_not_points(graded):
     _, out = graded
     for student in EXPECTED:
