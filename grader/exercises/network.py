@@ -56,7 +56,7 @@ class NetworkExercise(Declared):
     build: Callable[[Values], tuple]           # the constructor's arguments for a case
     points: dict[str, float]                   # "loss" and one entry per parameter, per case
     cases: Sequence[Case]
-    misconceptions: Sequence[Misconception] = ()
+    misconceptions: Sequence[Misconception] = ()  # named by a wrong walk (trace) or a wrong gradient (wrong)
     seed_key: str | None = None                # np.random.seed(values[seed_key]) before constructing
     walk: Sequence[tuple[str, ...]] = ()       # the correct backward walk: attribute paths, last layer first
     walk_grads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # param -> its gradient after the walk
