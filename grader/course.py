@@ -207,13 +207,18 @@ class Course:
         return self._assignment(name)
 
     def recognize(self, handins: Path, sample: int = 20) -> str | None:
-        """The one assignment whose files (or notebook) the first hand-ins hold; None if
-        none or several do. Folder names and file names only: nothing is read."""
+        """The one assignment whose files (or notebook) the first hand-ins hold; None if none
+        or several do. Names only - a student's folder, or nbgrader's ``<student>/<id>/``
+        inside it - and, for a notebook, the files its cells say they belong to."""
         entries = sorted(p for p in Path(handins).iterdir() if not p.name.startswith("."))[:sample]
-        held = {e.name for e in entries}
-        for entry in entries:  # names only, a bounded number each: a hand-in may hold anything
-            if entry.is_dir() and not entry.is_symlink():
-                held |= {p.name for p in itertools.islice(entry.iterdir(), 1000)}
+        held, notebooks = set(), []
+        for entry in entries:
+            for found in [entry, *_below(entry), *(p for inner in _below(entry)[:20] for p in _below(inner))]:
+                held.add(found.name)
+                if found.suffix == ".ipynb" and not found.is_symlink() and found.is_file() and len(notebooks) < 5:
+                    notebooks.append(found)
+        for path in notebooks:
+            held |= _notebook_files(path)
         matches = []
         for name in self.names():
             a = self._assignment(name)
@@ -240,6 +245,27 @@ class Course:
     @cached_property
     def label(self) -> str:
         return str(self.root) if self.root else f"bundled with the grader ({self.solutions})"
+
+
+def _below(folder: Path) -> list[Path]:
+    """A folder's entries, hidden ones left out ([] for a file, a link or an unreadable folder);
+    a bounded number of names: a hand-in may hold anything."""
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        return [p for p in itertools.islice(folder.iterdir(), 1000) if not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _notebook_files(path: Path) -> set[str]:
+    """The file names a notebook's cells say they belong to (none if it cannot be read)."""
+    from grader.intake.notebook import NotebookError, declared_files, load
+
+    try:
+        return {Path(f).name for f in declared_files(load(path))}
+    except NotebookError:
+        return set()
 
 
 def bundled_solutions() -> Path | None:

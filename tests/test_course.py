@@ -59,6 +59,33 @@ def test_the_course_is_found_from_the_working_directory(tmp_path):
     assert set(found.secrets()) == {tmp_path.resolve() / "solutions", tmp_path.resolve() / "course.toml"}
 
 
+def test_the_assignment_is_recognized_from_files_notebooks_and_nbgrader_folders(tmp_path):
+    """With several assignments and none named: a student's files, the files a notebook's cells
+    belong to (whatever it is called), or nbgrader's submitted/<student>/<id>/<notebook>."""
+    from grader.authoring import notebook
+
+    repo = course.find(REPO)
+    assert len(repo.names()) >= 2
+    for name in ("backprop", "deltarule"):
+        a = repo.assignment(name)
+        (tmp_path / name / "files" / "ann").mkdir(parents=True)
+        for f in a.files:
+            (tmp_path / name / "files" / "ann" / f).write_text("")
+        (tmp_path / name / "loose").mkdir()
+        (tmp_path / name / "loose" / "bob.ipynb").write_text(notebook.dumps(notebook.student_notebook(a)))
+        (tmp_path / name / "nbgrader" / "cy" / name).mkdir(parents=True)
+        shutil.copy(tmp_path / name / "loose" / "bob.ipynb",
+                    tmp_path / name / "nbgrader" / "cy" / name / a.notebook)
+        for layout in ("files", "loose", "nbgrader"):
+            assert repo.recognize(tmp_path / name / layout) == name, (name, layout)
+            assert repo.assignment(handins=tmp_path / name / layout).name == name
+    shutil.copytree(tmp_path / "backprop" / "files" / "ann", tmp_path / "deltarule" / "files" / "dan")
+    assert repo.recognize(tmp_path / "deltarule" / "files") is None  # two assignments' files: ask
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(course.CourseError, match="name one with --assignment"):
+        repo.assignment(handins=tmp_path / "empty")
+
+
 def test_without_a_course_the_bundled_one_is_used_read_only(tmp_path, monkeypatch):
     monkeypatch.delenv(course.ENV, raising=False)
     found = course.find(cwd=tmp_path)
@@ -95,7 +122,7 @@ def test_exit_codes_are_documented():
 
 def test_no_students_is_an_error_with_a_hint(tmp_path):
     (tmp_path / "empty").mkdir()
-    done = grader("grade", tmp_path / "empty", "--out", tmp_path / "r", cwd=REPO)
+    done = grader("grade", tmp_path / "empty", "--out", tmp_path / "r", "--assignment", "backprop", cwd=REPO)
     assert done.returncode == USAGE and "no students found" in done.stderr and "is empty" in done.stderr
     one = CLASS / "ada-book"  # one student's folder, passed by mistake
     done = grader("grade", one, "--out", tmp_path / "r", cwd=REPO)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -362,16 +363,23 @@ def test_check_without_a_notebook_scores_zero_quietly(tmp_path):
 
 
 def load_config(path: Path):
-    """Read a config file the way traitlets (hence nbgrader) does."""
+    """Read a config file the way traitlets (hence nbgrader) does. It sets GRADER_COURSE for
+    nbgrader's kernels: put the environment back, or later tests would grade that course."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    return PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    saved = dict(os.environ)
+    try:
+        return PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     course = tmp_path / "course"
     runner = CliRunner()
-    first = runner.invoke(main, ["nbgrader", "init", str(course), "--no-execute", "--timeout", "90"])
+    first = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--no-execute",
+                                 "--timeout", "90"])
     assert first.exit_code == 0, first.output
     c = load_config(course / "nbgrader_config.py")
     chain = [name.rsplit(".", 1)[1] for name in c.Autograde.autograde_preprocessors]
@@ -380,9 +388,9 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert c.Execute.timeout == 90 and c.CourseDirectory.root == str(course.resolve())
     source = course / "source" / "backprop" / BACKPROP.notebook
     assert source.read_text(encoding="utf-8") == authoring.dumps(authoring.source_notebook(BACKPROP))
-    again = runner.invoke(main, ["nbgrader", "init", str(course)])
+    again = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop"])
     assert again.exit_code != 0 and "already exist" in again.output and "--force" in again.output
-    forced = runner.invoke(main, ["nbgrader", "init", str(course), "--force"])
+    forced = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--force"])
     assert forced.exit_code == 0
     chain = load_config(course / "nbgrader_config.py").Autograde.autograde_preprocessors
     order = [chain.index(f"{p}.{n}") for p, n in [("grader.integrations.nbgrader", "GradeInSandbox"),

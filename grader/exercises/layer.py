@@ -36,6 +36,8 @@ class LayerExercise(Declared):
     frozen: Callable[[Values], dict] | None = None        # entries not to perturb numerically
     numeric_directions: int = 2
     protocol_points: float = 1.0  # the layer protocol's item (``LayerProtocol``); 0: not checked
+    integer_inputs: Sequence[str] | None = None  # the forward inputs the protocol also sends as integers
+    #                                              (default: all; a loss's targets may be, its outputs not)
     seed_key: str | None = None  # np.random.seed(values[seed_key]) before every forward: a random
     #                              mask (dropout) is the same in the reference, the student's call
     #                              and every numerical probe
@@ -437,11 +439,11 @@ def _moved_init(values: Values, ex: LayerExercise, rng: np.random.Generator) -> 
 
 
 def _integers(values: Values, ex: LayerExercise) -> dict | None:
-    """The forward inputs as integers (scalars rounded, arrays of 3x rounded); None when
-    none of them is a float."""
+    """The forward inputs that may be integers (``integer_inputs``), as integers (scalars
+    rounded, arrays of 3x rounded); None when none of them is a float."""
     out = dict(values)
     changed = False
-    for name in ex.forward:
+    for name in ex.forward if ex.integer_inputs is None else ex.integer_inputs:
         v = values[name]
         if isinstance(v, float):
             out[name], changed = int(round(v)), True

@@ -124,6 +124,7 @@ class _Loop:
             isolation = str(worker.isolation) if worker.isolation else "isolation: unknown"
         results = scorer.results()
         _attribute(results, job.staged)
+        notes += current.notes
         notes += [f"Not graded (skipped): {why}" for why in current.skipped]
         bugs = [f"{job.student} / {bug}" for bug in current.bugs]
         return StudentResult(job.student, results, isolation=isolation, notes=notes, output=output,

@@ -157,6 +157,21 @@ def comment_magics(code: str, valid: bool | None = None, budget: Budget | None =
     return "\n".join(lines), len(found)
 
 
+def _named(cell: dict, code: str) -> tuple[str | None, str | None, str]:
+    """The file a cell's metadata names, the one its ``# file:`` first line names, and that line."""
+    meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+    ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
+    first = next((line.strip() for line in code.split("\n") if line.strip()), "")
+    marked = MARKER.fullmatch(first)
+    return (ours["file"] if isinstance(ours.get("file"), str) else None,
+            marked.group(1) if marked else None, first)
+
+
+def declared_files(nb: dict) -> set[str]:
+    """The files a parsed notebook's cells name, by metadata or by a ``# file:`` first line."""
+    return {f for cell in _cells(nb) for f in _named(cell, _text(cell.get("source", "")))[:2] if f}
+
+
 def _is_grade_cell(cell: dict, code: str) -> bool:
     """A cell the release made to run the grader's checks (metadata or its first line)."""
     meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
@@ -193,14 +208,11 @@ class _Cell:
 
 def _file_of(cell: _Cell, notes: list[str], assignment) -> str | None:
     files, targets = assignment.files, assignment.targets()
-    meta = cell.cell.get("metadata") if isinstance(cell.cell.get("metadata"), dict) else {}
-    ours = meta.get("grader") if isinstance(meta.get("grader"), dict) else {}
-    if isinstance(ours.get("file"), str) and ours["file"] in files:
-        return ours["file"]
-    first = cell.first
-    marked = MARKER.fullmatch(first)
-    if marked and marked.group(1) in files:
-        return marked.group(1)
+    by_metadata, marked, first = _named(cell.cell, cell.code)
+    if by_metadata in files:
+        return by_metadata
+    if marked in files:
+        return marked
     if marked:
         notes.append(f"Cell {cell.number} says `{first[:80]}`, but the files are {', '.join(files)}; "
                      "it was not graded.")

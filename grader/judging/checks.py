@@ -16,7 +16,9 @@ import numpy as np
 from grader.worker.inside.protocol import Unsendable
 
 RTOL = 1e-6          # against the float64 reference: correct code differs by ~1e-15
-LOW_RTOL = 1e-4      # an answer computed in float32 (or float16): correct code differs by ~1e-6
+LOW_RTOL = 1e-4      # an answer computed in float32 (or float16), relative to the tensor's largest
+#                      entry: correct code differs by ~1e-6 of it (a sum whose terms cancel loses
+#                      float32's digits to its own size, so per entry it can be off by 1e-4 and more)
 NUMERIC_RTOL = 1e-4  # against central differences: the book's +1e-7 in log costs up to ~2e-5
 H = 1e-5             # central-difference step in float64
 
@@ -67,11 +69,12 @@ def as_number_array(value, expected: np.ndarray) -> tuple[np.ndarray | None, str
     return value.astype(np.float64, copy=False), ""
 
 
-def relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """|got - expected| relative to each entry, floored at 0.1% of the tensor's scale."""
+def relative_errors(got: np.ndarray, expected: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+    """|got - expected| relative to each entry, floored at ``floor`` times the tensor's scale
+    (1.0: every entry relative to the largest one)."""
     # out=: two arrays in all, not five (a 784x50 gradient is judged on every hand-in)
     magnitude = np.abs(expected, out=np.empty(expected.shape))
-    floor = max(1e-3 * float(magnitude.max()), 1e-12) if expected.size else 1e-12
+    floor = max(floor * float(magnitude.max()), 1e-12) if expected.size else 1e-12
     np.maximum(magnitude, floor, out=magnitude)
     with np.errstate(all="ignore"):  # a NaN or inf the student returned is judged, not warned about
         errors = np.subtract(got, expected, out=np.empty(expected.shape))
@@ -92,16 +95,17 @@ def compare(name: str, value, expected, *, either=None, batch: int | None = None
     if got is None:
         return Verdict(False, f"{name}: {why}.", np.inf)
     low = low_precision(value)
-    if low:  # round-off of the student's dtype, not of float64: judged with its own tolerance
-        rtol = max(rtol, LOW_RTOL)
-    errors = relative_errors(got, expected)
+    floor = 1e-3
+    if low:  # round-off of the student's dtype, not of float64: judged with its own tolerance,
+        rtol, floor = max(rtol, LOW_RTOL), 1.0  # relative to the tensor's scale
+    errors = relative_errors(got, expected, floor)
     if either is not None:
-        errors = np.minimum(errors, relative_errors(got, np.asarray(either, dtype=np.float64)))
+        errors = np.minimum(errors, relative_errors(got, np.asarray(either, dtype=np.float64), floor))
     worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
     error = float(errors[worst]) if errors.size else 0.0
     if error <= rtol:  # False for NaN: a non-finite entry never passes
-        note = (f"; computed in {low}, so judged with {low}'s tolerance ({rtol:.0e}) - float64 is "
-                f"what numerical gradient checks need") if low else ""
+        note = (f"; computed in {low}, so judged with {low}'s tolerance ({rtol:.0e} of the largest "
+                "entry) - float64 is what numerical gradient checks need") if low else ""
         return Verdict(True, f"{name}: correct (largest relative error {error:.1e}{note}).", error)
     if not np.all(np.isfinite(got)):
         bad = _index(np.argwhere(~np.isfinite(got))[0]) if got.ndim else ()
