@@ -263,7 +263,8 @@ def test_grader_grade_accepts_nbgrader_submitted_layout(tmp_path):
     (root / "dave" / "backprop").mkdir(parents=True)
     shutil.copy(RELEASE / BACKPROP.notebook, root / "dave" / "backprop" / BACKPROP.notebook)
     write_nb(root / "erin" / "backprop" / "backprop.ipynb", authoring.source_notebook(BACKPROP))
-    result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1"])
+    result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1",
+                                       "--assignment", "backprop"])
     assert result.exit_code == 0, result.output
     erin = json.loads((tmp_path / "out" / "erin" / "report.json").read_text(encoding="utf-8"))
     dave = json.loads((tmp_path / "out" / "dave" / "report.json").read_text(encoding="utf-8"))
@@ -296,7 +297,8 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     assert kim["score"] == 0 and (tmp_path / "out" / "kim" / "report.html").is_file()
     assert any(n.startswith("kim.ipynb is not a valid notebook: broken JSON at line 1") and
                "Nothing could be graded" in n for n in kim["notes"]), kim["notes"]
-    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1"])
+    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1",
+                                           "--assignment", "backprop"])
     assert in_folders.exit_code == 0, in_folders.output
     for student in ("gina", "hank", "iris"):
         got = json.loads((tmp_path / "out" / student / "report.json").read_text(encoding="utf-8"))
@@ -370,7 +372,7 @@ def load_config(path: Path):
 def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     course = tmp_path / "course"
     runner = CliRunner()
-    first = runner.invoke(main, ["nbgrader", "init", str(course), "--no-execute", "--timeout", "90"])
+    first = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--no-execute", "--timeout", "90"])
     assert first.exit_code == 0, first.output
     c = load_config(course / "nbgrader_config.py")
     chain = [name.rsplit(".", 1)[1] for name in c.Autograde.autograde_preprocessors]
@@ -379,9 +381,9 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert c.Execute.timeout == 90 and c.CourseDirectory.root == str(course.resolve())
     source = course / "source" / "backprop" / BACKPROP.notebook
     assert source.read_text(encoding="utf-8") == authoring.dumps(authoring.source_notebook(BACKPROP))
-    again = runner.invoke(main, ["nbgrader", "init", str(course)])
+    again = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop"])
     assert again.exit_code != 0 and "already exist" in again.output and "--force" in again.output
-    forced = runner.invoke(main, ["nbgrader", "init", str(course), "--force"])
+    forced = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--force"])
     assert forced.exit_code == 0
     chain = load_config(course / "nbgrader_config.py").Autograde.autograde_preprocessors
     order = [chain.index(f"{p}.{n}") for p, n in [("grader.integrations.nbgrader", "GradeInSandbox"),

@@ -68,6 +68,10 @@ PROTOCOL = {m.id: m for m in [
     Misconception("parameters-copied", "parameters copied instead of shared",
                   "The arrays given to the constructor were changed in place (as training does), but the "
                   "layer kept computing with its own copy: store the arrays you are given, not copies."),
+    Misconception("input-changed-in-place", "an input changed in place",
+                  "The layer wrote into an array it was given (e.g. `x -= mean` or `x[...] = ...`); the "
+                  "caller still holds that array - an earlier layer may keep it for its own backward, or it "
+                  "is the training data. Compute into new arrays instead."),
     Misconception("stale-params", "gradient not following net.params",
                   "Training changes net.params in place; the layers must compute with those same arrays "
                   "(a layer that copies its weights never learns). Check how the layers get W and b."),
