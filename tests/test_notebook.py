@@ -372,7 +372,8 @@ def load_config(path: Path):
 def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     course = tmp_path / "course"
     runner = CliRunner()
-    first = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--no-execute", "--timeout", "90"])
+    first = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--no-execute",
+                                 "--timeout", "90"])
     assert first.exit_code == 0, first.output
     c = load_config(course / "nbgrader_config.py")
     chain = [name.rsplit(".", 1)[1] for name in c.Autograde.autograde_preprocessors]

@@ -1,7 +1,8 @@
 """SimpleConvNet.gradient: the forward pass, then every layer's backward from the last one.
 
-The grader's weights are written into ``net.params`` in place (the student's __init__
-draws after ``np.random.seed(init_seed)``, then is overwritten). Inputs keep every kink
+The weights of a case are the ones the book's ``__init__`` draws after
+``np.random.seed(init_seed)``; the worker seeds numpy the same way before building the
+student's net, and the grader writes them into ``net.params`` in place as well. Inputs keep every kink
 away: no convolution or hidden pre-activation within ``MARGIN`` of 0, no pooling window
 whose two largest entries are that close, no vanishing class probability (the +1e-7
 inside the loss's log).
@@ -36,18 +37,28 @@ def _clear(v, x, labels) -> bool:
                 and (gaps.size == 0 or gaps.min() >= MARGIN) and plausible(logits, labels))
 
 
+def book_params(v) -> dict[str, np.ndarray]:
+    """The weights the book's __init__ draws after ``np.random.seed(init_seed)`` (zero biases)."""
+    rs, std, (c, size, _), conv_param = np.random.RandomState(v["init_seed"]), v["std"], v["input_dim"], \
+        v["conv_param"]
+    fn, fs = conv_param["filter_num"], conv_param["filter_size"]
+    pooled = ((size - fs + 2 * conv_param["pad"]) // conv_param["stride"] + 1) // 2  # 2x2 pooling, stride 2
+    w1 = std * rs.randn(fn, c, fs, fs)
+    w2 = std * rs.randn(fn * pooled * pooled, v["hidden"])
+    return {"W1": w1, "b1": np.zeros(fn), "W2": w2, "b2": np.zeros(v["hidden"]),
+            "W3": std * rs.randn(v["hidden"], v["classes"]), "b3": np.zeros(v["classes"])}
+
+
 def _net(pad: int, one_hot: bool):
     def make(rng):
         n = int(rng.integers(3, 5))
         channels, filters = (int(v) for v in rng.choice([1, 2, 3], size=2, replace=False))
         hidden, classes = sizes(rng, 2, 3, 6)
         size = 8 - 2 * pad  # a 3x3 filter: the convolution's output is 6x6, pooled to 3x3
-        v = {"input_dim": (channels, size, size), "hidden": hidden, "classes": classes, "std": 0.01,
+        v = {"input_dim": (channels, size, size), "hidden": hidden, "classes": classes, "std": 0.3,
              "conv_param": {"filter_num": filters, "filter_size": 3, "pad": pad, "stride": 1},
-             "init_seed": int(rng.integers(2**31)),
-             "W1": 0.3 * rng.standard_normal((filters, channels, 3, 3)), "b1": 0.1 * rng.standard_normal(filters),
-             "W2": 0.4 * rng.standard_normal((filters * 9, hidden)), "b2": 0.1 * rng.standard_normal(hidden),
-             "W3": 0.5 * rng.standard_normal((hidden, classes)), "b3": 0.1 * rng.standard_normal(classes)}
+             "init_seed": int(rng.integers(2**31))}
+        v.update(book_params(v))
         while True:
             x, labels = rng.standard_normal((n, channels, size, size)), rng.integers(0, classes, n)
             if _clear(v, x, labels):
