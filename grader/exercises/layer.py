@@ -382,7 +382,7 @@ class LayerProtocol:
             upcast = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
                       for k, v in low.items()}
             found.append(_Check("float32 inputs", "low-precision-inputs", [_Use((low,))], [_Use((upcast,))],
-                                rtol=checks.LOW_RTOL))  # float32 round-off, whatever dtype comes back
+                                precision="float32"))  # float32 round-off, whatever dtype comes back
             moved = _moved_init(arrays, ex, rng)
             if moved is not None:
                 found.append(_Check("the constructor's arrays changed in place", "parameters-copied",
@@ -474,7 +474,7 @@ class LayerProtocol:
                 if isinstance(value, Malformed):
                     return value.message, compared
                 verdict = checks.compare(f"{ex.cls}: {name}", value, np.asarray(reference, dtype=np.float64),
-                                         rtol=check.rtol)
+                                         precision=check.precision)
                 if not verdict.ok:
                     return (verdict.message + " (a fresh object given the same inputs gives the expected "
                             "value)"), compared
@@ -499,7 +499,7 @@ class _Check:
     used: list[_Use]          # the layer used so...
     fresh: list[_Use]         # ...must agree with fresh objects on the same inputs
     stateless: bool = False   # more calls than the fresh objects made: state quantities differ
-    rtol: float = checks.RTOL
+    precision: str | None = None  # what the used object computed in, whatever dtype it returns
 
 
 def _numbers(value) -> bool:
