@@ -460,6 +460,8 @@ class LayerProtocol:
         for index in range(len(fresh) // width):
             mine = dict(zip(names, used[index * width:(index + 1) * width], strict=False))
             base = dict(zip(names, fresh[index * width:(index + 1) * width], strict=False))
+            if isinstance(base.get("forward"), Raised):  # what it left behind is no answer
+                continue
             for name in ["forward", *ex.quantities]:
                 if check.stateless and name != "forward" and ex.quantities[name].state:
                     continue
@@ -467,7 +469,7 @@ class LayerProtocol:
                     (ex.read(name, ex.quantities[name], mine), ex.read(name, ex.quantities[name], base))
                 if isinstance(reference, Raised | Malformed) or not _numbers(reference):
                     continue
-                compared += name != "forward"
+                compared += name != "forward" and not ex.quantities[name].state  # a gradient
                 if isinstance(value, Raised):
                     return format_error(f"{ex.cls}.{'forward' if name == 'forward' else 'backward'}",
                                         clean_error(value.error)), compared
