@@ -50,7 +50,8 @@ def test_a_col2im_mistake_costs_col2im_only(diagnosed, mutant_id):
     result = diagnosed[mutant_id]
     lost = {part for part, totals in result.parts().items() if totals["score"] < totals["max_score"]}
     assert lost == {"col2im"}, lost
-    blamed = [t for t in result.tests if t.part in ("Convolution", "Pooling") and "because of your col2im" in t.feedback]
+    blamed = [t for t in result.tests if t.part in ("Convolution", "Pooling")
+              and "because of your col2im" in t.feedback]
     assert blamed, "no dx item points at col2im"
 
 
