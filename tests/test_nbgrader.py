@@ -66,10 +66,10 @@ def run(args: list, cwd: Path, env: dict, check: bool = True) -> subprocess.Comp
 class Notebooks:
     """Student notebooks made from nbgrader's own release, with the solution cells filled in."""
 
-    def __init__(self, course: Path):
-        self.course = course
-        self.release = json.loads((course / "release/backprop/backprop.ipynb").read_text(encoding="utf-8"))
-        source = json.loads((course / "source/backprop/backprop.ipynb").read_text(encoding="utf-8"))
+    def __init__(self, course: Path, name: str = "backprop"):
+        self.course, self.name = course, name
+        self.release = json.loads((course / f"release/{name}/{name}.ipynb").read_text(encoding="utf-8"))
+        source = json.loads((course / f"source/{name}/{name}.ipynb").read_text(encoding="utf-8"))
         self.solved = {c["id"]: "".join(c["source"]) for c in source["cells"]
                        if "file" in c["metadata"].get("grader", {})}
 
@@ -85,7 +85,7 @@ class Notebooks:
             at = next(n for n, c in enumerate(nb["cells"]) if c["id"] == "layers-top")
             nb["cells"].insert(at + 1 + i, {"cell_type": "code", "id": f"own-{i}", "metadata": {},
                                             "execution_count": None, "outputs": [], "source": code})
-        path = self.course / "submitted" / student / "backprop" / "backprop.ipynb"
+        path = self.course / "submitted" / student / self.name / f"{self.name}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
         return path
@@ -126,13 +126,13 @@ def course(tmp_path_factory):
                            autograde=autograde, cli=cli)
 
 
-def gradebook(course) -> dict[str, dict[str, object]]:
+def gradebook(course, name: str = "backprop") -> dict[str, dict[str, object]]:
     """student -> part -> the Grade row, read back from nbgrader's database."""
     with Gradebook(f"sqlite:///{course.path / 'gradebook.db'}") as gb:
         return {s.id: {g.name: SimpleNamespace(score=g.score, auto=g.auto_score, manual=g.manual_score,
                                                max=g.max_score)
-                       for g in gb.find_submission_notebook("backprop", "backprop", s.id).grades}
-                for s in gb.students if gb.find_submission("backprop", s.id)}
+                       for g in gb.find_submission_notebook(name, name, s.id).grades}
+                for s in gb.students if gb.find_submission(name, s.id)}
 
 
 def cli_parts(course, student: str) -> dict[str, float]:
@@ -149,8 +149,8 @@ def grade_cells(nb: dict) -> dict[str, dict]:
             if c["metadata"].get("nbgrader", {}).get("grade")}
 
 
-def feedback_text(course, student: str) -> str:
-    page = (course.path / "feedback" / student / "backprop" / "backprop.html").read_text(encoding="utf-8")
+def feedback_text(course, student: str, name: str = "backprop") -> str:
+    page = (course.path / "feedback" / student / name / f"{name}.html").read_text(encoding="utf-8")
     page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)  # CSS names e.g. Generic.Traceback
     return html.unescape(re.sub(r"<[^>]+>", "", page))
 
