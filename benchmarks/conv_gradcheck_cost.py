@@ -26,17 +26,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import dataclasses
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from gradcheck_cost import best
+from gradcheck_cost import best, sandboxed_check
 
-from grader import course, intake
+from grader import course
 from grader.exercises.base import Answers, Case
 from grader.judging import checks
-from grader.judging.scoring import Scorer
-from grader.worker.client import Worker
 
 CONVNET = course.find(Path(__file__).resolve().parent.parent).assignment("convnet")
 CONV = CONVNET.part("Convolution")
@@ -104,20 +101,7 @@ def measure() -> dict[str, float]:
 
     compute = best(compute_only, 50)
 
-    staging = Path(tempfile.mkdtemp())
-    staging.chmod(0o755)
-    staged = intake.stage(intake.Submission("reference", CONVNET.folder), staging / "s", CONVNET)
-    settings = course.Settings()
-    with Worker(staged.folder, settings.limits, settings.sandbox, modules=CONVNET.modules) as worker:
-        worker.start()
-
-        def full_check():
-            scorer = Scorer()
-            exercise.grade(worker, scorer, answers)
-            assert all(r.status == "passed" and not r.instructor for r in scorer.results())
-
-        full_check()
-        end_to_end = best(full_check, 100)
+    end_to_end = sandboxed_check(CONVNET, exercise, lambda: answers, 100)
     return {"forward+backward": one, "book numerical_gradient": book,
             "grader check, compute": compute, "grader check, end to end": end_to_end}
 

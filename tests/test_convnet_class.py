@@ -14,14 +14,12 @@ import json
 import subprocess
 
 import pytest
-from conftest import COURSE, GRADER, REPO
+from conftest import CONVNET, GRADER, REPO, leaks, part_mismatches, report_of
 
-from grader.authoring import release
 from grader.judging.misconceptions import catalogue
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-CONVNET = COURSE.assignment("convnet")
 CLASS = REPO / "examples" / "convnet-class"
 EXPECTED = json.loads((CLASS / "EXPECTED.json").read_text())
 REPORTS = ("report.json", "report.md", "report.html", "results.json")
@@ -33,10 +31,6 @@ def graded(tmp_path_factory):
     proc = subprocess.run([*GRADER, "grade", str(CLASS), "--out", str(out), "--jobs", "2"],
                           capture_output=True, text=True, timeout=900)
     return proc, out
-
-
-def report(out, student) -> dict:
-    return json.loads((out / student / "report.json").read_text())
 
 
 def test_the_class_is_recognized_and_every_report_written(graded):
@@ -55,15 +49,7 @@ def test_the_class_is_recognized_and_every_report_written(graded):
 
 def test_each_part_scores_as_a_careful_grader_would(graded):
     _, out = graded
-    wrong = []
-    for student, parts in EXPECTED.items():
-        got = report(out, student)["parts"]
-        for part, expected in parts.items():
-            verdict = expected if isinstance(expected, str) else expected[0]
-            score, maximum = got[part]["score"], got[part]["max_score"]
-            actual = "full" if score == maximum else "zero" if score == 0 else "partial"
-            if actual != verdict:
-                wrong.append(f"{student} {part}: {actual} ({score}/{maximum}), expected {verdict}")
+    wrong = part_mismatches(out, EXPECTED)
     assert not wrong, "\n".join(wrong)
 
 
@@ -83,7 +69,7 @@ def test_each_part_scores_as_a_careful_grader_would(graded):
 ])
 def test_typical_mistakes_are_named(graded, student, part, misconception):
     _, out = graded
-    named = {t["misconception"] for t in report(out, student)["tests"] if t["part"] == part}
+    named = {t["misconception"] for t in report_of(out, student)["tests"] if t["part"] == part}
     assert misconception in named, named
 
 
@@ -92,7 +78,7 @@ def test_a_mistake_is_charged_where_it_is(graded):
     is the Convolution's (the net built from it walks right)."""
     _, out = graded
     for student, blamed in (("col2im-assign", "col2im"), ("conv-no-transpose", "Convolution")):
-        tests = report(out, student)["tests"]
+        tests = report_of(out, student)["tests"]
         assert any(f"because of your {blamed}" in t["feedback"] for t in tests if t["part"] != blamed), student
 
 
@@ -100,7 +86,7 @@ def test_gradescope_results_hold_the_same_scores(graded):
     _, out = graded
     known = set(catalogue(CONVNET.exercises))
     for student in EXPECTED:
-        data, gradescope = report(out, student), json.loads((out / student / "results.json").read_text())
+        data, gradescope = report_of(out, student), json.loads((out / student / "results.json").read_text())
         assert gradescope["score"] == pytest.approx(data["score"])
         assert [(t["name"], t["score"]) for t in gradescope["tests"]] == \
             [(t["name"], t["score"]) for t in data["tests"]]
@@ -109,21 +95,12 @@ def test_gradescope_results_hold_the_same_scores(graded):
 
 def test_a_notebook_hand_in_is_graded_from_its_cells(graded):
     _, out = graded
-    data = report(out, "hana-notebook")
+    data = report_of(out, "hana-notebook")
     assert data["score"] == data["max_score"]
     assert any(n.startswith(f"Your notebook {CONVNET.notebook} was graded") for n in data["notes"]), data["notes"]
 
 
 def test_feedback_never_shows_solution_or_hidden_test_code(graded):
     _, out = graded
-    secret = set().union(*(release.solution_lines((CONVNET.folder / f).read_text()) for f in CONVNET.files))
-    for path in CONVNET.hidden.rglob("*.py"):
-        secret |= {line.strip() for line in path.read_text().splitlines() if len(line.strip()) > 20
-                   and not line.strip().startswith(('"', "'", "#", "from ", "import "))}
-    assert len(secret) > 50
-    for student in EXPECTED:
-        own = {line.strip() for f in (CLASS / student).glob("*.py") for line in f.read_text().splitlines()}
-        for name in REPORTS:
-            text = (out / student / name).read_text()
-            leaked = [line for line in secret - own if line in text]
-            assert not leaked, (student, name, leaked[:3])
+    leaked = leaks(out, EXPECTED, CLASS, CONVNET)
+    assert not leaked, leaked[:3]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import COURSE
+from conftest import CONVNET, COURSE
 
 from grader.exercises.base import Answers, Outcome
 from grader.exercises.layer import _Check, _Use
 from grader.judging import checks
 from grader.judging.scoring import Scorer
 
-CONVNET = COURSE.assignment("convnet")
 EXERCISES = {e.part: e for e in CONVNET.exercises}
 ANSWERS = Answers(CONVNET.reference, 2024)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mutants_convnet
 import pytest
-from conftest import COURSE, make_grading
+from conftest import CONVNET, make_grading
 
 from grader import batch
 from grader.authoring import release
@@ -12,7 +12,6 @@ from grader.judging.misconceptions import catalogue as catalogue_of
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-CONVNET = COURSE.assignment("convnet")
 STATIC = ("duplicate-class", "missing-class")  # named by static reading: no formula title in the feedback
 
 

@@ -13,14 +13,13 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
-from conftest import COURSE
+from conftest import CONVNET
 from test_nbgrader import Notebooks, cli_parts, feedback_text, gradebook, run, script
 
 from grader.authoring.release import solution_lines
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.slow]
 
-CONVNET = COURSE.assignment("convnet")
 NAME = CONVNET.name
 MAX = {e.part: float(e.max_points) for e in CONVNET.exercises}
 OVERWRITE = ("x:x_max:stride] += col", "x:x_max:stride] = col")

@@ -3,11 +3,10 @@ solution line anywhere students look (files, notebook, the self-check)."""
 from __future__ import annotations
 
 import pytest
-from conftest import COURSE, REPO
+from conftest import CONVNET, REPO
 
 from grader.authoring.release import solution_lines
 
-CONVNET = COURSE.assignment("convnet")
 RELEASE = REPO / "assignments" / "convnet"
 
 

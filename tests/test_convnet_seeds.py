@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import mutants_convnet
 import pytest
-from conftest import COURSE, REPO
+from conftest import CONVNET, REPO
 from test_seeds import sweep
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-CONVNET = COURSE.assignment("convnet")
 
 
 def test_reference_never_loses_a_point_over_200_seeds(tmp_path):

@@ -7,12 +7,11 @@ seed, and a wrong line fails exactly the tests that use it.
 from __future__ import annotations
 
 import pytest
-from conftest import COURSE
+from conftest import CONVNET
 from test_selfcheck import run_selfcheck, student_copy, sweep_failures
 
 pytestmark = pytest.mark.slow
 
-CONVNET = COURSE.assignment("convnet")
 TESTS = {
     "test_col2im[3x3 stride 1]": "col2im",
     "test_col2im[3x2 stride 2 pad 1]": "col2im",

@@ -12,9 +12,8 @@ import re
 import subprocess
 
 import pytest
-from conftest import BACKPROP, GRADER, REPO, SOLUTIONS
+from conftest import BACKPROP, GRADER, REPO, leaks, part_mismatches
 
-from grader.authoring import release
 from grader.judging.misconceptions import catalogue
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -62,15 +61,7 @@ def test_grades_csv_contract(graded):
 
 def test_each_part_scores_as_a_careful_grader_would(graded):
     _, out = graded
-    wrong = []
-    for student, parts in EXPECTED.items():
-        got = report(out, student)["parts"]
-        for part, expected in parts.items():
-            verdict = expected if isinstance(expected, str) else expected[0]
-            score, maximum = got[part]["score"], got[part]["max_score"]
-            actual = "full" if score == maximum else "zero" if score == 0 else "partial"
-            if actual != verdict:
-                wrong.append(f"{student} {part}: {actual} ({score}/{maximum}), expected {verdict}")
+    wrong = part_mismatches(out, EXPECTED)
     assert not wrong, "\n".join(wrong)
 
 
@@ -135,21 +126,8 @@ def test_broken_files_are_reported_clearly(graded):
 
 def test_feedback_never_shows_solution_or_hidden_test_code(graded):
     _, out = graded
-    secret = set()
-    for path in SOLUTIONS.glob("*.py"):
-        secret |= release.solution_lines(path.read_text())
-    for path in (SOLUTIONS / "hidden").rglob("*.py"):
-        for line in path.read_text().splitlines():
-            code = line.strip()
-            if len(code) > 20 and not code.startswith(('"', "'", "#", "from ", "import ")):
-                secret.add(code)
-    for student in EXPECTED:
-        own = {line.strip() for f in (CLASS / student).glob("*.py")
-               for line in f.read_text().splitlines()}  # their tracebacks quote their own code
-        for name in ("report.json", "report.md", "report.html", "results.json"):
-            text = (out / student / name).read_text()
-            leaked = [line for line in secret - own if line in text]
-            assert not leaked, (student, name, leaked[:3])
+    leaked = leaks(out, EXPECTED, CLASS, BACKPROP)
+    assert not leaked, leaked[:3]
 
 
 def test_same_submission_same_score(graded, tmp_path):
