@@ -125,9 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--nbgrader", type=int, default=20, help="notebooks for nbgrader (0: skip)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["gradcheck", "convcheck", "hostile", "startup"],
-                        help="leave out the gradient-check costs (TwoLayerNet, Convolution), the hostile class "
-                             "or the start-up time")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["gradcheck", "convcheck", "hostile", "startup", "cluster"],
+                        help="leave out the gradient-check costs (TwoLayerNet, Convolution), the hostile class, "
+                             "the start-up time or the Dask comparison")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     args = parser.parse_args()
 
@@ -165,6 +166,11 @@ def main() -> None:
 
         found["convcheck"] = conv_gradcheck_cost.measure()
         conv_gradcheck_cost.report(found["convcheck"])
+    if "cluster" not in args.skip:
+        import cluster_bench
+
+        found["cluster"] = cluster_bench.measure(1000)
+        print("\n".join(cluster_bench.report(found["cluster"])), flush=True)
     if "hostile" not in args.skip:
         import hostile_class
 
@@ -219,6 +225,9 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
     if h := found.get("hostile"):
         out.append(("40 hand-ins, 15 hostile, in under 2 minutes", f"{h['seconds']:.1f} s",
                     h["seconds"] < 120 and not h["markers"]))
+    if c := found.get("cluster"):
+        out.append(("Dask path (2 local workers) at most 10% slower than local --jobs 2, N = 1,000, same grades",
+                    f"{c['overhead'] * 100:+.1f}%", c["overhead"] <= 0.10 and c["same"]))
     return out
 
 
@@ -298,6 +307,17 @@ def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool
                   "session). Compute: the same arithmetic without a process boundary; end to end: through the "
                   "sandboxed worker, best of 100. The book's numerical_gradient: element-wise over x, W and b.",
                   ""]
+    if c := found.get("cluster"):
+        import cluster_bench
+
+        lines += ["## On a Dask cluster (grader grade --scheduler)", "",
+                  *(f"- {line}" for line in cluster_bench.report(c)), "",
+                  "Measured with a scheduler and two grading processes started on this machine "
+                  "(benchmarks/cluster_bench.py). The model: wall(N, W) = set-up + N x per_student / W + "
+                  "N x per_task, with per_student the local per-submission time on 2 cores times 2, per_task "
+                  "the scheduler's serial cost per task (empty tasks), and 30 s of set-up (job start, each "
+                  "worker's canary, in parallel). The scheduler's per-task cost bounds it: about "
+                  f"{1 / max(c['per_task'], 1e-9):,.0f} tasks per second whatever the number of workers.", ""]
     if h := found.get("hostile"):
         lines += ["## A class with hostile hand-ins", "",
                   f"{h['honest'] + h['hostile']} hand-ins, {h['hostile']} of them hostile "

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import canary, host, intake, reports, sandbox
+from grader.course import ClusterSettings
 from grader.grading import Grading
 from grader.judging.misconceptions import hints
 from grader.results import StudentResult, TestResult
@@ -50,6 +51,19 @@ class Batch:
         return [r.student for r in self.results if r.grader_errors]
 
 
+@dataclass(frozen=True)
+class Remote:
+    """Grade on a Dask cluster (``grader.cluster``): a running scheduler's address, or a
+    dask-jobqueue cluster started from the course's ``[cluster]``."""
+
+    scheduler: str | None = None
+    cluster: ClusterSettings | None = None
+
+    @property
+    def allow_reduced(self) -> bool:
+        return bool(self.cluster and self.cluster.allow_reduced_isolation)
+
+
 class NoStudents(ValueError):
     """The folder holds no hand-in; the message says what it holds and what was expected."""
 
@@ -65,18 +79,19 @@ class CannotGrade(RuntimeError):
 def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: bool = False,
                 on_start: Callable[[int], None] = lambda total: None,
                 on_done: Callable[[StudentResult], None] = lambda result: None,
-                check: bool = True) -> Batch:
+                check: bool = True, remote: Remote | None = None) -> Batch:
     """Grade every submission under ``root`` into ``out``; return all results.
 
     The returned results are slim (scores and statuses, no feedback or output): the
     full ones are on disk, and ``on_done`` sees each full result as it finishes.
-    ``check``: run the canary first (raises CannotGrade when it fails).
+    ``check``: run the canary first (raises CannotGrade when it fails); with ``remote``
+    each cluster worker runs it instead, before it takes work.
     """
     subs, skipped = intake.discover(root)
     if not subs:
         raise NoStudents(_no_students(root, skipped, grading))
     proof = None
-    if check:
+    if check and remote is None:
         proof = canary.run(grading)
         if not proof.ok:
             raise CannotGrade(proof)
@@ -88,7 +103,8 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     todo = [s for s in subs if s.student not in done]
     on_start(len(todo))
     results = list(done.values())
-    for result in _grade_all(todo, out, grading, jobs):
+    grading_ = _grade_remote(todo, out, grading, remote) if remote else _grade_all(todo, out, grading, jobs)
+    for result in grading_:
         results.append(result.slim())  # the full result is on disk already
         on_done(result)
     results.sort(key=lambda r: r.student)
@@ -161,6 +177,7 @@ def _grade_all(todo: list[intake.Submission], out: Path, grading: Grading,
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["grader.batch"])  # job processes share these pages
+    _short_forkserver_dir()
     me = os.getpid()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
                              initargs=(me, host.start_time(me))) as pool:
@@ -182,6 +199,43 @@ def _grade_all(todo: list[intake.Submission], out: Path, grading: Grading,
                     yield future.result()
                 except Exception as exc:  # the job process itself died: still report the student
                     yield _failed(sub.student, out, grading, f"{type(exc).__name__}: {exc}")
+
+
+def _grade_remote(todo: list[intake.Submission], out: Path, grading: Grading,
+                  remote: Remote) -> Iterator[StudentResult]:
+    """Grade on the cluster; this process only writes the reports (grader.cluster)."""
+    from grader import cluster
+
+    client = cluster.connect(remote.scheduler, remote.cluster)
+    try:
+        for student, result, files in cluster.grade_all(todo, grading, client, remote.allow_reduced):
+            if isinstance(result, str):
+                yield _failed(student, out, grading, result)
+                continue
+            write(result, out / student, grading, files)
+            yield result
+    finally:
+        client.close()
+
+
+def _short_forkserver_dir() -> None:
+    """Put multiprocessing's own folder (the forkserver's socket, ``pymp-*/listener-*``) in
+    /tmp when the temp folder is too deep for an AF_UNIX path (107 bytes): a deep $TMPDIR
+    (pytest's under a long user name, a batch system's) made Python < 3.14 fail with
+    "OSError: AF_UNIX path too long" before anyone was graded (python/cpython#132124).
+    The staging folders stay in $TMPDIR."""
+    import tempfile
+    from multiprocessing import util
+
+    if len(os.path.join(tempfile.gettempdir(), "pymp-xxxxxxxx", "listener-xxxxxxxx")) <= 107:
+        return
+    saved, tempfile.tempdir = tempfile.tempdir, "/tmp"
+    try:
+        util.get_temp_dir()  # made once per process, then reused
+    except OSError:
+        pass  # no /tmp: the forkserver says why
+    finally:
+        tempfile.tempdir = saved
 
 
 def _grade_here(todo: list[intake.Submission], out: Path, grading: Grading) -> Iterator[StudentResult]:
@@ -217,13 +271,19 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
     return result
 
 
-def write(result: StudentResult, folder: Path, grading: Grading) -> None:
-    """The student's report files, report.json last; none is started once the CLI is gone."""
-    files = reports.render_student(result, hints(grading.assignment.exercises), title=grading.assignment.title)
+def write(result: StudentResult, folder: Path, grading: Grading, files: dict[str, str] | None = None) -> None:
+    """The student's report files (``files``: already rendered, e.g. by a cluster worker),
+    report.json last; none is started once the CLI is gone."""
+    files = files or render(result, grading)
     with host.writing():
         folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(files, key=lambda n: n == REPORT):
             reports.atomic_write(folder / name, files[name])
+
+
+def render(result: StudentResult, grading: Grading) -> dict[str, str]:
+    """file name -> text of every report file of one student."""
+    return reports.render_student(result, hints(grading.assignment.exercises), title=grading.assignment.title)
 
 
 _FAILED_NOTE = "grader error: "

@@ -57,11 +57,44 @@ class _LimitsSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tmp_mb: _Count = Limits.tmp_mb
 
 
+class _ClusterSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: Literal["slurm", "pbs"] = "slurm"
+    queue: str | None = None
+    account: str | None = None
+    cores: _Count = 2
+    processes: _Count = 2
+    memory: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")] = "4GB"
+    walltime: Annotated[str, msgspec.Meta(pattern=r"^(\d+-)?\d{1,2}:\d{2}:\d{2}$")] = "01:00:00"
+    maximum_jobs: _Count = 10
+    allow_reduced_isolation: bool = False
+
+
+class _GradescopeSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    visibility: Literal["visible", "after_due_date", "after_published", "hidden"] = "visible"
+
+
 class _Schema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     seed: Annotated[int, msgspec.Meta(ge=0)] | Annotated[str, msgspec.Meta(pattern=SEED_HEX)] = DEFAULT_SEED
     sandbox: Literal["auto", "required", "off"] = "auto"
     assignment: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][\w.-]*$")] | None = None
     limits: _LimitsSchema = msgspec.field(default_factory=_LimitsSchema)
+    cluster: _ClusterSchema = msgspec.field(default_factory=_ClusterSchema)
+    gradescope: _GradescopeSchema = msgspec.field(default_factory=_GradescopeSchema)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """``[cluster]``: where ``grader grade --cluster`` starts its Dask workers (dask-jobqueue)."""
+
+    kind: str = "slurm"             # slurm | pbs
+    queue: str | None = None
+    account: str | None = None
+    cores: int = 2                  # per job
+    processes: int = 2              # grading processes per job: one zygote and sandbox uid each
+    memory: str = "4GB"             # per job
+    walltime: str = "01:00:00"
+    maximum_jobs: int = 10          # the adaptive cluster grows up to this many jobs
+    allow_reduced_isolation: bool = False  # a worker without full isolation may grade
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,8 @@ class Settings:
     sandbox: str = "auto"            # auto | required | off
     limits: Limits = field(default_factory=Limits)
     assignment: str | None = None    # the default for --assignment
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    gradescope_visibility: str = "visible"  # [gradescope] visibility: who sees the results, when
 
     @property
     def public_seed(self) -> bool:
@@ -91,7 +126,9 @@ def parse_settings(text: str, source: str = CONFIG) -> Settings:
         raise CourseError(f"{source}: {_readable(str(exc), data)}") from None
     seed = spec.seed if isinstance(spec.seed, int) else int(spec.seed.removeprefix("0x"), 16)
     return Settings(seed=seed, sandbox=spec.sandbox, assignment=spec.assignment,
-                    limits=Limits(**msgspec.structs.asdict(spec.limits)))
+                    limits=Limits(**msgspec.structs.asdict(spec.limits)),
+                    cluster=ClusterSettings(**msgspec.structs.asdict(spec.cluster)),
+                    gradescope_visibility=spec.gradescope.visibility)
 
 
 def _readable(message: str, data: dict | None = None) -> str:
@@ -99,7 +136,8 @@ def _readable(message: str, data: dict | None = None) -> str:
     unknown = re.match(r"Object contains unknown field `(\w+)`(?: - at `\$\.?(\w*)`)?", message)
     if unknown:
         table = unknown.group(2) or ""
-        schema = _LimitsSchema if table == "limits" else _Schema
+        schema = {"limits": _LimitsSchema, "cluster": _ClusterSchema, "gradescope": _GradescopeSchema}.get(
+            table, _Schema)
         where = f"[{table}] " if table else ""
         return (f"unknown {where}key `{unknown.group(1)}` (a typo?); known: "
                 f"{', '.join(schema.__struct_fields__)}")

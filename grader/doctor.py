@@ -124,10 +124,12 @@ def _machine_lines(measure: bool = False) -> list[str]:
                      "is missing) - install bubblewrap, or use a Python outside /root (e.g. a "
                      "venv made with /usr/bin/python3)")
     else:
+        shared = ("; `processes` counts each sandbox's own processes (its user namespace), but they"
+                  if sandbox._nproc_inside(sandbox.Limits()) else "; but they share your process limit and")
         lines.append(f"running as: uid {os.geteuid()} (not root): submissions run as this same uid inside "
-                     "a user namespace, with no capabilities and none of your files visible; but they share "
-                     "your process limit and could signal the sandbox's own worker (a student who does "
-                     "only fails themselves). Run the grader as root to give submissions a uid of their own")
+                     f"a user namespace, with no capabilities and none of your files visible{shared} "
+                     "could signal the sandbox's own worker (a student who does only fails themselves). "
+                     "Run the grader as root to give submissions a uid of their own")
         hints += ns_hints
 
     if level.full:

@@ -495,14 +495,16 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
-def _rlimits(limits: Limits, nproc_base: int) -> list[tuple[int, str, int]]:
-    """(resource, prlimit option, value); soft = hard so SIGXCPU cannot be caught away."""
+def _rlimits(limits: Limits, nproc_base: int | None) -> list[tuple[int, str, int]]:
+    """(resource, prlimit option, value); soft = hard so SIGXCPU cannot be caught away.
+    ``nproc_base`` None: no RLIMIT_NPROC here (it is set inside the user namespace)."""
     mb = 1 << 20
     wanted = [(resource.RLIMIT_AS, "as", limits.memory_mb * mb),
               (resource.RLIMIT_CPU, "cpu", math.ceil(limits.cpu_seconds)),
               (resource.RLIMIT_FSIZE, "fsize", int(limits.file_size_mb * mb)),
               (resource.RLIMIT_NOFILE, "nofile", int(limits.open_files)),
-              (resource.RLIMIT_NPROC, "nproc", int(limits.processes) + nproc_base),
+              *([(resource.RLIMIT_NPROC, "nproc", int(limits.processes) + nproc_base)]
+                if nproc_base is not None else []),
               (resource.RLIMIT_CORE, "core", 0)]
     out = []
     for which, name, value in wanted:
@@ -530,14 +532,15 @@ class _Preexec:
 
 
 def _wrap(limits: Limits, run_as: int | None, body: list[str], *, drop_here: bool,
-          pdeathsig: bool) -> tuple[list[str], _Preexec | None]:
+          pdeathsig: bool, nproc: bool = True) -> tuple[list[str], _Preexec | None]:
     """``body`` under the rlimits (prlimit(1)); if ``drop_here``, as ``run_as``; if
-    ``pdeathsig``, killed when the grader dies (both setpriv(1)).
+    ``pdeathsig``, killed when the grader dies (both setpriv(1)); ``nproc`` False: no
+    RLIMIT_NPROC (``body`` sets it inside its user namespace, ``_nproc_inside``).
 
     Done with util-linux tools in argv rather than a preexec_fn so the caller's Popen
     can use vfork (a few ms less per start) and stays safe with threads.
     """
-    rlimits = _rlimits(limits, _nproc_base(run_as))
+    rlimits = _rlimits(limits, _nproc_base(run_as) if nproc else None)
     prlimit, setpriv = _tool("prlimit"), _tool("setpriv")
     drop = drop_here and run_as is not None
     if not prlimit or ((drop or pdeathsig) and not setpriv):
@@ -547,6 +550,29 @@ def _wrap(limits: Limits, run_as: int | None, body: list[str], *, drop_here: boo
         assert setpriv is not None
         argv += _setpriv(setpriv, run_as if drop else None, pdeathsig=pdeathsig)
     return argv + body, None
+
+
+def _nproc_inside(limits: Limits) -> list[str]:
+    """prlimit(1) in front of the worker, inside the user namespace of a grader that is not
+    root (empty: the limit stays outside, ``processes`` plus ``_nproc_base``).
+
+    Since Linux 5.14 RLIMIT_NPROC counts per user namespace: set inside the sandbox's own,
+    it counts the sandbox's processes and threads (bubblewrap's init, the worker, the
+    submission's), as a leased uid does for root. Set outside, it counted every process
+    and thread of the user, and the base counted at start (processes only, not threads,
+    not what the other jobs start later) left a busy batch too few to start its own
+    sandboxes ("Creating new namespace failed: Resource temporarily unavailable"), and a
+    fork bomb in one job took the budget of the others.
+    """
+    prlimit = _tool("prlimit")
+    release = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    if _is_root() or not prlimit or not _under(os.path.realpath(prlimit), "/usr") \
+            or not release or tuple(map(int, release.groups())) < (5, 14):
+        return []
+    value = int(limits.processes)
+    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    return [prlimit, f"--nproc={value}:{value}", "--"]
 
 
 def _nproc_base(run_as: int | None) -> int:
@@ -679,24 +705,27 @@ def prepare(worker_dir: Path, submission_dir: Path, limits: Limits = Limits(),
     if plan.isolation.full:
         resolved = bwrap or find_bwrap()
         assert resolved is not None
-        command = [sys.executable, "-I", f"{WORKER_PATH}/server.py", SUBMISSION_PATH,
+        inside = _nproc_inside(limits) if plan.run_as is None else []
+        command = [*inside, sys.executable, "-I", f"{WORKER_PATH}/server.py", SUBMISSION_PATH,
                    *extra_args]
         real_uid = zygote_uid(uid) if zygote and plan.run_as is not None else None
         body = _bwrap_argv(resolved, worker, submission, limits, uid, tuple(packages), env,
                            command, [os.path.realpath(p) for p in hide], real_uid)
         # bwrap --die-with-parent does what pdeathsig would
-        argv, preexec = _wrap(limits, plan.run_as, body, drop_here=False, pdeathsig=False)
+        argv, preexec = _wrap(limits, plan.run_as, body, drop_here=False, pdeathsig=False,
+                              nproc=not inside)
         return Launch(argv, dict(env), preexec, "/", plan.isolation, SUBMISSION_PATH,
                       WORKER_PATH, plan.run_as)
 
     if plan.unshare:
-        inner = host_command
+        inside = _nproc_inside(limits) if "--user" in plan.unshare else []
+        inner = [*inside, *host_command]
         if plan.run_as is not None:
             setpriv = _tool("setpriv")
             assert setpriv is not None  # checked by the plan
             inner = _setpriv(setpriv, plan.run_as, pdeathsig=True) + host_command
         argv, preexec = _wrap(limits, plan.run_as, [*plan.unshare, *inner], drop_here=False,
-                              pdeathsig=True)
+                              pdeathsig=True, nproc=not inside)
     else:
         argv, preexec = _wrap(limits, plan.run_as, host_command, drop_here=True, pdeathsig=True)
     return Launch(argv, env, preexec, submission, plan.isolation, submission, worker,

@@ -106,6 +106,8 @@ def course(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "PYTHONPATH", "GRADER_CONFIG"}}
     env.update(JUPYTER_CONFIG_DIR=str(root / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(root / "runtime"),
                PYTHONDONTWRITEBYTECODE="1")
+    # nbgrader runs `alembic` from PATH: this interpreter's, not one another install put on PATH
+    env["PATH"] = os.pathsep.join([str(Path(command("nbgrader")[0]).parent), env.get("PATH", os.defpath)])
     course = root / "course"
     run(script("grader") + ["nbgrader", "init", course, "--config", toml, "--timeout", "60"], root, env)
     run(script("nbgrader") + ["generate_assignment", "backprop", "--force"], course, env)

@@ -75,6 +75,7 @@ def numpy_works():
 
 out["connect_loopback"] = attempt(lambda: connect("127.0.0.1"))
 out["paths"] = {p: os.path.exists(p) for p in sys.argv[6:]}
+out["list"] = {p: attempt(lambda p=p: sorted(os.listdir(p))) for p in sys.argv[6:]}
 out["read"] = {p: attempt(lambda p=p: open(p, "rb").read(1) and "read") for p in sys.argv[6:]}
 out["list_root"] = attempt(lambda: os.listdir("/root"))
 out["import_grader"] = attempt(grader_import)
@@ -234,6 +235,42 @@ def survivors(token: str | None = None) -> list[str]:
     return found
 
 
+def below(root: int) -> dict[int, str]:
+    """pid -> start time of every process below ``root`` (a sandbox's, whatever its uid)."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            fields = data[data.rfind(b")") + 2:].split()
+            table[int(entry.name)] = (int(fields[1]), fields[19].decode())
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, start) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = start
+                todo.append(pid)
+    return found
+
+
+def still_there(processes: dict[int, str]) -> list[int]:
+    """Those of ``processes`` (pid -> start time, from ``below``) that still exist."""
+    out = []
+    for pid, start in processes.items():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if data[data.rfind(b")") + 2:].split()[19].decode() == start:
+            out.append(pid)
+    return out
+
+
 def wait_for(predicate, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -313,8 +350,15 @@ def test_full_sandbox_view_from_inside(box, listener, marker, monkeypatch):
     # its own PID namespace: bwrap's init and the worker, nothing of the host
     assert view["pids"] == [1, view["pid"]] and view["pid"] <= 3
 
-    # hidden: /etc, /home, /root's contents, the repository and everything in it
-    assert not any(view["paths"].values()), view["paths"]
+    # hidden: /etc, /home, /root's contents, the repository and everything in it; a folder
+    # above what is bound at its host path (the interpreter's prefix: a venv in the clone, in
+    # a home) is there only as the way to it: it lists nothing else, if it can be listed at all
+    bound = [*sandbox._python_roots(), *sandbox._package_entries(sandbox.PACKAGES)]
+    above = {p: sorted({Path(os.path.relpath(b, p)).parts[0] for b in bound if b != p and sandbox._under(b, p)})
+             for p in view["paths"]}
+    assert not any(seen for p, seen in view["paths"].items() if not above[p]), view["paths"]
+    for path, names in above.items():
+        assert not view["list"][path]["ok"] or view["list"][path]["value"] == names, (path, view["list"][path])
     assert not any(r["ok"] for r in view["read"].values())
     assert not view["list_root"]["ok"]
     assert not view["import_grader"]["ok"]
@@ -377,15 +421,20 @@ def test_busy_loop_is_killed_by_the_cpu_limit(box):
 def test_fork_bomb_is_contained_and_cleaned_up(box):
     assert wait_for(lambda: not survivors(), 3), "processes of the test uid left over"
     proc, _ = start(box, "forkbomb.py", limits=Limits(processes=8))
+    tree: dict[int, str] = {}
     try:
         line = proc.stdout.readline().decode()
         assert line, proc.stderr.read().decode()
         report = json.loads(line)
         assert report["errno"] == errno.EAGAIN and 0 < report["forked"] < 8, report
-        assert len(survivors()) >= report["forked"]  # they are really there...
+        tree = below(proc.pid)  # not root, the sandbox runs as the grader's own uid
+        assert len(tree) >= report["forked"]         # they are really there...
+        if os.geteuid() == 0:
+            assert len(survivors()) >= report["forked"]
     finally:
         sandbox.kill(proc)
     assert survivors() == []                         # ...and really gone, at once
+    assert still_there(tree) == []
     assert proc.returncode is not None
 
 
@@ -437,8 +486,8 @@ def test_required_refuses_without_bubblewrap_and_auto_degrades(box, listener, ma
     assert launch.isolation.method == "unshare"
     assert not view["connect_loopback"]["ok"]
     assert view["pids"][0] == 1 and len(view["pids"]) <= 3
-    if launch.uid is None:
-        assert "runs as root" in level.reason
+    if launch.uid is None:  # root that cannot switch says so; not root, there is no uid to switch to
+        assert ("runs as root" in level.reason) == (os.geteuid() == 0), level.reason
     else:
         assert view["uid"] == launch.uid
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from grader.cli.common import CANNOT_GRADE, EPILOG, GRADER_FAILURES, Refusal, assignment_of, course_options
+from grader.cli.gradescope import gradescope
 from grader.cli.nbgrader import nbgrader
 
 # numpy, pytest and jinja leave ~10^6 objects: moved out of the collector's sight, they cost
@@ -31,6 +32,7 @@ def main() -> None:
 
 
 main.add_command(nbgrader)
+main.add_command(gradescope)
 
 
 @main.command(epilog=EPILOG)
@@ -45,14 +47,18 @@ main.add_command(nbgrader)
               help="auto: strongest isolation available; required: refuse without full isolation.")
 @click.option("--resume", is_flag=True, help="Keep students already graded in --out.")
 @click.option("--select", metavar="EXPR", help="Only the hidden tests matching this pytest -k expression.")
+@click.option("--scheduler", metavar="ADDRESS", help="Grade on the running Dask cluster at ADDRESS (tcp://HOST:8786).")
+@click.option("--cluster", type=click.Choice(["slurm", "pbs"]),
+              help="Start a Dask cluster with dask-jobqueue (the course's [cluster] settings) and grade on it.")
 def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: str, sandbox: str | None,
-          resume: bool, select: str | None) -> None:
+          resume: bool, select: str | None, scheduler: str | None, cluster: str | None) -> None:
     """Grade a folder of submissions (a sub-folder or STUDENT.ipynb per student) into scored reports.
 
     \b
     Example:
         grader grade examples/class --out reports
         grader grade submissions/ --out reports --assignment backprop --jobs 2 --resume
+        grader grade submissions/ --out reports --scheduler tcp://10.0.0.5:8786
     """
     import os
 
@@ -66,7 +72,18 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
         grading = Grading.of(course, assignment, sandbox=sandbox, select=select, handins=submissions)
     except ValueError as exc:
         raise Refusal(str(exc)) from None
-    grading.prestart(host.process_uid())  # warms up while the rest is imported
+    remote = None
+    if scheduler or cluster:
+        import dataclasses
+
+        from grader.batch import Remote
+
+        if scheduler and cluster:
+            raise click.UsageError("--scheduler or --cluster, not both")
+        remote = Remote(scheduler, dataclasses.replace(course.settings.cluster, kind=cluster) if cluster
+                        else course.settings.cluster)
+    else:
+        grading.prestart(host.process_uid())  # warms up while the rest is imported
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -74,6 +91,8 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
 
     from grader import batch, reports
     from grader.hidden.session import HiddenTestsError
+
+    SchedulerGone = _scheduler_gone() if remote else ()  # noqa: N806 - an exception class (or none)
 
     console = Console(stderr=True)
     console.print(f"assignment: {grading.assignment.name} ({grading.assignment.title})", highlight=False)
@@ -88,15 +107,20 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
                 submissions, out, grading, jobs=workers, resume=resume,
                 on_start=lambda total: progress.update(task, total=total, description="grading"),
                 on_done=lambda r: progress.update(task, advance=1, description=f"graded {r.student}"),
+                remote=remote,
             )
     except batch.NoStudents as exc:
         raise Refusal(str(exc)) from None
     except HiddenTestsError as exc:
         raise Refusal(str(exc)) from None
+    except SchedulerGone as exc:
+        raise Refusal(f"{exc}\nWhat was graded is written; run the same command again with --resume "
+                      "once a scheduler answers.", CANNOT_GRADE) from None
     except batch.CannotGrade as exc:
         raise Refusal(f"nobody was graded: the reference solution, graded first as a check, did not score "
                       f"full marks here.\n{exc}", CANNOT_GRADE) from None
-    console.print(result.canary.report() if result.canary else "canary: skipped")
+    console.print(result.canary.report() if result.canary else
+                  "canary: run by every cluster worker before it took work" if remote else "canary: skipped")
     for reason in result.skipped:
         console.print(Text.assemble(("skipped ", "yellow"), reports.display_text(reason)))
     out_console = Console()
@@ -114,6 +138,44 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
                       f"{' ...' if len(failed) > 20 else ''}; see {out / 'grader-errors.log'}. Their failed "
                       "checks scored 0: fix the cause and run again with --resume.")
         raise SystemExit(GRADER_FAILURES)
+
+
+@main.command("export")
+@click.argument("reports", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--lms", type=click.Choice(["canvas", "moodle"]), required=True, help="The gradebook's format.")
+@click.option("--roster", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV: one row per student, the hand-in id in column --key, the LMS's identity columns.")
+@click.option("--key", default="student", show_default=True, help="The roster's column holding the hand-in ids.")
+@click.option("--column", help="The grade column's name [default: the assignment's title].")
+@click.option("--assignment", help="The assignment graded (for the column's name).")
+@course_options
+def export_(reports: Path, lms: str, roster: Path, key: str, column: str | None, assignment: str | None,
+            course) -> None:
+    """Write a gradebook Canvas or Moodle imports as it is, beside grades.csv.
+
+    \b
+    Example:
+        grader export reports --lms canvas --roster canvas-export.csv --key "SIS Login ID"
+    """
+    from grader.integrations import lms as gradebook
+
+    if not (reports / "grades.csv").is_file():
+        raise Refusal(f"{reports} holds no grades.csv: grade the class first (grader grade ... --out {reports})")
+    try:
+        title = column or (course.assignment(assignment).title if assignment or len(course.names()) == 1
+                           else "Assignment")
+        rows = gradebook.read_roster(roster, key)
+        scores, top = gradebook.read_scores(reports / "grades.csv")
+        done = gradebook.export(lms, rows, key, scores, title, top)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
+    target = reports / f"{lms}.csv"
+    target.write_text(done.text, encoding="utf-8")
+    click.echo(f"wrote {target}: {len(rows) - len(done.missing)} of {len(rows)} roster students graded")
+    if done.missing:
+        click.echo(f"no hand-in (left empty): {', '.join(done.missing)}", err=True)
+    if done.unmatched:
+        click.echo(f"graded but not in the roster (left out): {', '.join(done.unmatched)}", err=True)
 
 
 @main.command(epilog=EPILOG)
@@ -212,3 +274,9 @@ def new(name: str, source: Path, course) -> None:
         raise Refusal(str(exc)) from None
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _scheduler_gone() -> type[Exception]:
+    from grader.cluster import SchedulerGone
+
+    return SchedulerGone

@@ -406,7 +406,11 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
         if pid == 0:
             control.close()
             try:
-                os.setresuid(student, student, student)  # for good: no uid left to reach us by
+                # for good: no uid left to reach us by. Already so when not root without
+                # bubblewrap (unshare --user maps no uid: we are the overflow uid, which
+                # setresuid refuses with EINVAL, and the child ended at once, exit code 0)
+                if os.getresuid() != (student, student, student):
+                    os.setresuid(student, student, student)
                 child(*fds)
             finally:
                 os._exit(0)

@@ -1,0 +1,252 @@
+"""Grading on a Dask cluster: a running scheduler, or a SLURM/PBS cluster via dask-jobqueue.
+
+Nothing here is imported on the local path (``distributed`` costs a second to import).
+
+- The assignment (reference, declarations, hidden tests) and the course's settings travel
+  to each worker once, as bytes, inside ``GradingPlugin``; its ``setup`` unpacks them into
+  a private folder, leases a sandbox uid, starts the worker's warm zygote and runs the
+  canary. A worker whose canary fails - or that has no full isolation, unless the course
+  allows reduced isolation - takes no work (``WorkerRefused``: Dask runs the task
+  elsewhere).
+- Each hand-in travels as bytes (its files, a few kilobytes), never as a path on a shared
+  filesystem. A task grades it in the worker's sandbox and returns the result as JSON;
+  only the client writes reports, atomically, exactly once per student.
+- Task keys hold the student, a hash of their files and a hash of the assignment and
+  settings: a regrade after a hidden test changed really runs (Dask's ``pure=True`` would
+  reuse results for identical arguments).
+- Faults: a worker killed mid-batch has its tasks run elsewhere (Dask's own rescheduling);
+  a scheduler that goes away stops the run (``SchedulerGone``) with what was written kept
+  for ``--resume``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from pathlib import Path, PurePosixPath
+
+from distributed import Client, WorkerPlugin, as_completed, get_worker
+
+from grader import canary, host, intake
+from grader.assignment import Assignment
+from grader.course import ClusterSettings, Settings
+from grader.grading import Grading
+from grader.results import StudentResult
+
+PLUGIN = "grader"
+MAX_HANDIN_BYTES = 16 << 20   # what a hand-in may weigh on the wire (files above it are left out, noted)
+RETRIES = 2                   # a task whose worker refused it or died runs again elsewhere
+
+
+class WorkerRefused(RuntimeError):
+    """This worker cannot grade (its canary failed, or its isolation is not full)."""
+
+
+class SchedulerGone(RuntimeError):
+    """The scheduler went away mid-run: what was graded is written; ``--resume`` continues."""
+
+
+# --- the worker side -----------------------------------------------------------------------
+class GradingPlugin(WorkerPlugin):
+    """Set up once per worker: the assignment unpacked, a uid leased, the canary run."""
+
+    name = PLUGIN
+    idempotent = False  # registered again, it replaces the old one: a changed assignment is set up anew
+
+    def __init__(self, bundle: bytes, assignment: str, settings: dict, allow_reduced: bool):
+        self.bundle, self.assignment, self.settings = bundle, assignment, settings
+        self.allow_reduced = allow_reduced
+        self.status: dict = {"ok": False, "why": "not set up"}
+
+    def setup(self, worker) -> None:
+        self.lock = threading.Lock()  # one student at a time: one zygote, one pytest session
+        self.folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))
+        try:
+            solutions = self.folder / "solutions"
+            _unpack(self.bundle, solutions)
+            settings = _settings(self.settings)
+            assignment = Assignment.load(solutions / self.assignment)
+            self.grading = Grading(assignment, settings, (solutions,))
+            self.uid = host.process_uid()
+            proof = canary.run(self.grading, self.uid)
+        except Exception as exc:  # a worker that cannot even set up takes no work
+            self.status = {"ok": False, "why": f"{type(exc).__name__}: {exc}", "isolation": "unknown"}
+            return
+        fit = proof.ok and (proof.full or self.allow_reduced)
+        why = proof.report() if not proof.ok else ("" if fit else f"{proof.isolation}, and the course requires "
+                                                   "full isolation ([cluster] allow_reduced_isolation = false)")
+        self.status = {"ok": fit, "why": why, "isolation": proof.isolation, "canary_seconds": proof.seconds}
+
+    def teardown(self, worker) -> None:
+        from grader.hidden.session import close_all
+        from grader.worker import client
+
+        close_all()
+        client.stop_zygotes()
+        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+
+
+def grade_remote(student: str, loose: bool, files: dict[str, bytes]) -> dict:
+    """The task: grade one hand-in (its files as bytes) in this worker's sandbox."""
+    worker = get_worker()
+    plugin = worker.plugins[PLUGIN]
+    if not plugin.status.get("ok"):
+        raise WorkerRefused(f"worker {worker.address} cannot grade: {plugin.status.get('why')}")
+    with plugin.lock, tempfile.TemporaryDirectory(prefix="grader-handin-") as tmp:
+        folder = Path(tmp) / "handin"
+        _write_files(folder, files)
+        notebook = next(iter(folder.glob("*.ipynb")), None) if loose else None
+        sub = intake.Submission(student, folder, notebook)
+        with host.staging() as staging:
+            result = plugin.grading.grade(sub, staging, plugin.uid)
+    from grader import batch
+
+    result.notes.append(f"Graded on {worker.address} ({plugin.status['isolation']}).")
+    data = result.to_json()
+    data["grader_errors"] = list(result.grader_errors)
+    data["files"] = batch.render(result, plugin.grading)  # rendered here: the client only writes them
+    return data
+
+
+# --- the client side -----------------------------------------------------------------------
+def connect(scheduler: str | None, cluster: ClusterSettings | None, timeout: float = 30) -> Client:
+    """A client of the running scheduler at ``scheduler``, or of a dask-jobqueue cluster it starts."""
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerGone(f"no Dask scheduler answers at {scheduler} ({exc})") from None
+    assert cluster is not None
+    made = jobqueue_cluster(cluster)
+    made.adapt(minimum_jobs=0, maximum_jobs=cluster.maximum_jobs)
+    return Client(made, timeout=timeout)
+
+
+def jobqueue_cluster(cluster: ClusterSettings):
+    """The dask-jobqueue cluster for ``[cluster]`` (its ``job_script()`` is what gets submitted)."""
+    import dask_jobqueue
+
+    kind = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[cluster.kind]
+    return kind(queue=cluster.queue, account=cluster.account, cores=cluster.cores, processes=cluster.processes,
+                memory=cluster.memory, walltime=cluster.walltime,
+                worker_extra_args=["--nthreads", "1"])  # one student at a time per grading process
+
+
+def bundle(assignment: Assignment) -> bytes:
+    """The assignment's folder as a tar: what every worker grades with."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        tar.add(assignment.folder, arcname=assignment.folder.name,
+                filter=lambda info: None if "__pycache__" in info.name else info)
+    return data.getvalue()
+
+
+def grade_all(todo: list[intake.Submission], grading: Grading, client: Client,
+              allow_reduced: bool) -> Iterator[tuple[str, StudentResult | str, dict | None]]:
+    """(student, result, its report files) as each arrives, exactly once per student, graded
+    on the cluster; a task that failed on every try gives (student, why, None) instead: the
+    grader's failure."""
+    packed = bundle(grading.assignment)
+    spec = {"seed": grading.settings.seed, "sandbox": grading.settings.sandbox,
+            "limits": dict(vars(grading.settings.limits))}
+    version = hashlib.sha256(packed + json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    try:
+        client.register_plugin(GradingPlugin(packed, grading.assignment.name, spec, allow_reduced), name=PLUGIN)
+        futures = {}
+        for sub in todo:
+            files, loose = handin_files(sub)
+            digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(files.items()))).hexdigest()[:16]
+            key = f"grade-{sub.student}-{digest}-{version}"
+            future = client.submit(grade_remote, sub.student, loose, files, key=key, retries=RETRIES, pure=False)
+            futures[future] = sub.student
+        seen: set[str] = set()
+        for future in as_completed(futures):
+            student = futures[future]
+            if student in seen:
+                continue
+            seen.add(student)
+            yield (student, *_result(student, future))
+    except (OSError, TimeoutError, CancelledError) as exc:  # CommClosedError is an OSError
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SchedulerGone(f"the Dask scheduler went away ({said})") from None
+
+
+def workers_status(client: Client) -> dict[str, dict]:
+    """address -> the grader plugin's status on that worker (canary, isolation)."""
+    def status(dask_worker) -> dict:
+        plugin = dask_worker.plugins.get(PLUGIN)
+        return dict(plugin.status) if plugin else {"ok": False, "why": "the grader plugin is not set up"}
+    return client.run(status)
+
+
+def _result(student: str, future) -> tuple[StudentResult | str, dict | None]:
+    try:
+        data = future.result()
+    except (OSError, TimeoutError, CancelledError):
+        raise
+    except Exception as exc:  # the task failed on every try: the grader's failure, not the student's
+        return f"{type(exc).__name__} on the cluster: {exc}", None
+    result = StudentResult.from_json(data)
+    result.grader_errors = [str(e) for e in data.get("grader_errors", [])]
+    files = data.get("files")
+    return result, ({str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else None)
+
+
+def handin_files(sub: intake.Submission) -> tuple[dict[str, bytes], bool]:
+    """The hand-in's regular files as bytes by relative path (links skipped, size capped), and
+    whether it is a loose notebook."""
+    if sub.notebook is not None:
+        return {sub.notebook.name: _read(sub.notebook, MAX_HANDIN_BYTES)}, True
+    files, total = {}, 0
+    for path in sorted(sub.folder.rglob("*")):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or any(p.startswith(".") for p in path.relative_to(sub.folder).parts):
+            continue
+        if total + st.st_size > MAX_HANDIN_BYTES:
+            continue
+        files[path.relative_to(sub.folder).as_posix()] = _read(path, MAX_HANDIN_BYTES - total)
+        total += len(files[path.relative_to(sub.folder).as_posix()])
+    return files, False
+
+
+def _read(path: Path, limit: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return b""
+        return fh.read(limit)
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Recreate a hand-in from its bytes; a path that would leave the folder is dropped."""
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            continue
+        target = folder.joinpath(*rel.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _unpack(bundle_: bytes, into: Path) -> None:
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(bundle_), mode="r:gz") as tar:
+        tar.extractall(into, filter="data")
+
+
+def _settings(spec: dict) -> Settings:
+    from grader.sandbox import Limits
+
+    return Settings(seed=spec["seed"], sandbox=spec["sandbox"], limits=Limits(**spec["limits"]))
