@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -104,3 +105,17 @@ def test_feedback_never_shows_solution_or_hidden_test_code(graded):
     _, out = graded
     leaked = leaks(out, EXPECTED, CLASS, CONVNET)
     assert not leaked, leaked[:3]
+
+
+def test_the_gradescope_autograder_grades_a_convnet_hand_in(tmp_path):
+    """The autograder zip carries the assignment's helpers: the hand-in imports them."""
+    from test_gradescope import autograder, results, run_autograder
+
+    root = autograder(tmp_path, assignment="convnet")
+    for name in CONVNET.files:
+        shutil.copy(CLASS / "col2im-assign" / name, root / "submission" / name)
+    done = run_autograder(root)
+    assert done.returncode == 0, done.stderr
+    data = results(root)
+    assert data["score"] == CONVNET.max_points - 4, data["output"]
+    assert {t["tags"][0] for t in data["tests"] if t["status"] == "failed"} == {"col2im"}

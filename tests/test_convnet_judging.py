@@ -183,3 +183,15 @@ def test_a_watching_use_passes_its_inputs_as_they_are():
     watched = program.steps[program.kept[-1]]
     assert watched["op"] == "value" and call["args"][0].tree == {"t": "step", "i": program.kept[-1]}
     assert isinstance(_Use((), watch=("x",)).watch, tuple)
+
+
+def test_numerical_probes_never_touch_the_graded_layer():
+    """Running statistics change on every training forward: the graded layer runs forward once,
+    and every numerical probe builds a layer of its own (its running statistics stay its own)."""
+    exercise, case, items, values, expected = case_items("BatchNormalization", "training, 2-D")
+    program, plan = exercise.gather(case, values)
+    layer = next(i for i, s in enumerate(program.steps) if s["op"] == "new")
+    forwards = [s for s in program.steps if s["op"] == "call" and s["name"] == "forward"]
+    assert len(forwards) == 1 and forwards[0]["target"].tree == {"t": "step", "i": layer}
+    probes = [s for s in program.steps if s["op"] == "probe"]
+    assert len(probes) == len(plan) == 3 * exercise.numeric_directions  # dx, dgamma, dbeta
