@@ -25,7 +25,7 @@ from grader.exercises.base import (
     same,
 )
 from grader.judging import checks
-from grader.judging.misconceptions import PROTOCOL, Misconception, format_error
+from grader.judging.misconceptions import INPUT_CHANGED, PROTOCOL, Misconception, format_error
 from grader.judging.scoring import Item, Scorer
 from grader.worker.client import Program, Worker, WorkerError, clean_error
 from grader.worker.inside.protocol import Raised
@@ -59,6 +59,11 @@ class LayerExercise(Declared):
     depends: Sequence[str] = ()    # parts the layer's methods call (a function students write)
     walk: Callable[[Program, Values], dict] | None = None  # quantity -> what the layer gives when
     #                 right, built from the student's own ``depends`` parts (worker steps)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.unchanged:  # the protocol can name it for this layer: the catalogue lists it
+            self.misconceptions = [*self.misconceptions, INPUT_CHANGED]
 
     # -- the reference side (trusted, in the grader's process) -------------------------
     def expected(self, reference, values: Values, case: Case | None = None) -> dict[str, object]:
@@ -358,7 +363,7 @@ class LayerProtocol:
         if not failures:
             item.passed(f"{ex.cls} honours the layer protocol: {'; '.join(c.title for c in found)}.")
             return
-        mistake = PROTOCOL[failures[0][0].mistake]
+        mistake = {**PROTOCOL, INPUT_CHANGED.id: INPUT_CHANGED}[failures[0][0].mistake]
         said = "\n".join(f"{check.title}: {why}" for check, why in failures)
         item.failed(f"{said}\n{mistake.text()}", mistake.id)
 
@@ -388,7 +393,7 @@ class LayerProtocol:
                 found.append(_Check("the constructor's arrays changed in place", "parameters-copied",
                                     [_Use((arrays,), moved=moved)], [_Use((moved,))]))
             if ex.unchanged:
-                found.append(_Check(f"{', '.join(ex.unchanged)} left as given", "input-changed-in-place",
+                found.append(_Check(f"{', '.join(ex.unchanged)} left as given", INPUT_CHANGED.id,
                                     [_Use((arrays,), watch=tuple(ex.unchanged))], []))
         for values in cases:
             ints = _integers(values, ex)

@@ -68,10 +68,6 @@ PROTOCOL = {m.id: m for m in [
     Misconception("parameters-copied", "parameters copied instead of shared",
                   "The arrays given to the constructor were changed in place (as training does), but the "
                   "layer kept computing with its own copy: store the arrays you are given, not copies."),
-    Misconception("input-changed-in-place", "an input changed in place",
-                  "The layer wrote into an array it was given (e.g. `x -= mean` or `x[...] = ...`); the "
-                  "caller still holds that array - an earlier layer may keep it for its own backward, or it "
-                  "is the training data. Compute into new arrays instead."),
     Misconception("stale-params", "gradient not following net.params",
                   "Training changes net.params in place; the layers must compute with those same arrays "
                   "(a layer that copies its weights never learns). Check how the layers get W and b."),
@@ -82,6 +78,14 @@ PROTOCOL = {m.id: m for m in [
                   "gradient() must run the forward pass once, then every layer's backward from the last "
                   "one; nudging the weights and re-running the loss is the slow check, not the method."),
 ]}
+
+# named only for layers that declare inputs they must leave unchanged (the exercise carries it,
+# so it is in the catalogue of exactly those assignments)
+INPUT_CHANGED = Misconception(
+    "input-changed-in-place", "an input changed in place",
+    "The layer wrote into an array it was given (e.g. `x -= mean` or `x[...] = ...`); the caller still "
+    "holds that array - an earlier layer may keep it for its own backward, or it is the training data. "
+    "Compute into new arrays instead.")
 
 # named by static reading of the files (see grader.hidden.session)
 STATIC = [
