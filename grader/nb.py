@@ -132,7 +132,7 @@ def feedback(result: StudentResult, part: str, extracted: Extracted | None = Non
 
     ``extracted`` turns "x.py, line 47" into "x.py, line 47 (cell 4, line 20)".
     """
-    from grader.reports import fmt_points
+    from grader.reports import fmt_score
 
     def cells(text: str) -> str:
         if extracted is None:
@@ -141,11 +141,11 @@ def feedback(result: StudentResult, part: str, extracted: Extracted | None = Non
                                                  else ""), text)
 
     got = result.parts().get(part, {"score": 0.0, "max_score": 0.0})
-    lines = [f"{part}: {fmt_points(got['score'])} / {fmt_points(got['max_score'])} points"]
+    lines = [f"{part}: {fmt_score(got['score'])} / {fmt_score(got['max_score'])} points"]
     previous = None
     for test in (t for t in result.tests if t.part == part):
         mark = "ok  " if test.status == "passed" else test.status.upper()
-        lines.append(f"  {mark} {test.name} ({fmt_points(test.score)} / {fmt_points(test.max_score)})")
+        lines.append(f"  {mark} {test.name} ({fmt_score(test.score)} / {fmt_score(test.max_score)})")
         if test.status != "passed" and test.feedback:
             if test.feedback == previous:
                 lines.append("        (same as above)")

@@ -39,7 +39,8 @@ from urllib.parse import quote
 import jinja2
 
 from grader import __version__
-from grader.results import STATUSES, StudentResult, TestResult, points
+from grader.causes import root_causes
+from grader.results import NOT_CHECKED, STATUSES, StudentResult, TestResult, points
 
 if TYPE_CHECKING:  # rich is imported lazily: only the terminal summary needs it
     from rich.table import Table
@@ -116,6 +117,20 @@ def fmt_points(value: float) -> str:
     if v == int(v):
         return str(int(v))
     return f"{v:.4f}".rstrip("0").rstrip(".")
+
+
+def fmt_score(value: float) -> str:
+    """Points for people, to two decimals: ``11.6667 -> "11.67"``, ``2.5 -> "2.5"``. Reports a
+    person reads use it; grades.csv and the JSON files keep the exact ``fmt_points``."""
+    text = f"{points(value):.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def fmt_stat(value: float) -> str:
+    """A statistic for people, to one decimal: ``71.8182 -> "71.8"``, ``85.0 -> "85"``.
+    A mean is a summary; a student's own points get ``fmt_score``."""
+    text = f"{float(value):.1f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def fmt_percent(score: float, max_score: float) -> str:
@@ -274,7 +289,7 @@ def _env() -> jinja2.Environment:
             keep_trailing_newline=True,
             bytecode_cache=_bytecode_cache(),
         )
-        _ENV.filters.update(pts=fmt_points, md=md_inline, fence=md_fence)
+        _ENV.filters.update(pts=fmt_score, stat=fmt_stat, md=md_inline, fence=md_fence)
     return _ENV
 
 
@@ -329,6 +344,41 @@ def _numbers(result: StudentResult) -> list[str]:
     return numbers
 
 
+_WORST = ("timeout", "error", "failed")
+
+
+def _cause_views(result: StudentResult, tests: Sequence[dict], hints: Mapping[str, str]) -> list[dict]:
+    """The failed checks by root cause (``causes``), costliest first: one card each."""
+    names = [t["name"] for t in tests]
+    views = []
+    for cause in root_causes(result.tests):
+        members = [tests[i] for i in cause.tests]
+        lead = next((t for t in members if not t["feedback"].startswith(NOT_CHECKED)), members[0])
+        status = next(s for s in (*_WORST, "passed") if any(t["status"] == s for t in members))
+        views.append({
+            "title": display_text(cause.title(names)),
+            "reason": display_text(cause.reason),
+            "misconception": lead["misconception"],
+            "hint": lead["hint"],
+            "lost": cause.lost,
+            "status": status,
+            "label": STATUS_LABELS.get(status, status),
+            "tests": members,
+            "lead": lead,
+            "others": _other_messages(members, lead),
+        })
+    return views
+
+
+def _other_messages(members: Sequence[dict], lead: dict) -> list[dict]:
+    """What the cause's other checks say, each distinct message once with the checks saying it."""
+    said: dict[str, list[dict]] = {}
+    for t in members:
+        if t is not lead and t["feedback"] != lead["feedback"]:
+            said.setdefault(t["feedback"], []).append(t)
+    return [{"feedback": text, "tests": tests} for text, tests in said.items()]
+
+
 def _student_view(result: StudentResult, hints: Mapping[str, str]) -> dict:
     tests = [_test_view(t, n, hints) for t, n in zip(result.tests, _numbers(result), strict=True)]
     counts = {s: sum(t["status"] == s for t in tests) for s in STATUSES}
@@ -340,6 +390,7 @@ def _student_view(result: StudentResult, hints: Mapping[str, str]) -> dict:
             "tests": [t["name"] for t in tests if t["misconception"] == display_text(mid)],
         })
     output = display_text(result.output).rstrip("\n")
+    causes = _cause_views(result, tests, hints)
     return {
         "student": display_text(result.student),
         "score": result.score,
@@ -359,6 +410,8 @@ def _student_view(result: StudentResult, hints: Mapping[str, str]) -> dict:
         "counts": counts,
         "n_tests": len(tests),
         "problems": [t for t in tests if t["status"] != "passed"],
+        "causes": causes,
+        "lost": points(sum(c["lost"] for c in causes)),
         "passed": [t for t in tests if t["status"] == "passed"],
         "misconceptions": misconceptions,
         "output": output,
@@ -516,18 +569,58 @@ def _test_stats(results: Sequence[StudentResult], columns: Sequence[str]) -> lis
     return rows
 
 
-def _misconception_stats(results: Sequence[StudentResult], hints: Mapping[str, str]) -> list[dict]:
-    students: dict[str, int] = {}
-    tests: dict[str, int] = {}
+def _student_refs(students: Sequence[str]) -> list[dict]:
+    return [{"student": display_text(s), "link": student_link(s)} for s in sorted(set(students))]
+
+
+def _misconceptions_by_part(results: Sequence[StudentResult], columns: Sequence[str],
+                            hints: Mapping[str, str]) -> list[dict]:
+    """Per part, the known mistakes found and who made them (links to their reports):
+    what to go over in the lecture, and whom to talk to."""
+    found: dict[str, dict[str, list[str]]] = {}
     for r in results:
-        for mid in r.misconceptions():
-            students[mid] = students.get(mid, 0) + 1
         for t in r.tests:
             if t.misconception:
-                tests[t.misconception] = tests.get(t.misconception, 0) + 1
-    return [{"id": display_text(mid), "students": n, "tests": tests[mid],
-             "hint": display_text(hints.get(mid, ""))}
-            for mid, n in sorted(students.items(), key=lambda kv: (-kv[1], kv[0]))]
+                found.setdefault(t.part, {}).setdefault(t.misconception, []).append(r.student)
+    order = {p: i for i, p in enumerate(columns)}
+    view = []
+    for part in sorted(found, key=lambda p: (order.get(p, len(order)), p)):
+        rows = [{"id": display_text(mid), "hint": display_text(hints.get(mid, "")),
+                 "students": _student_refs(who), "n": len(set(who))}
+                for mid, who in found[part].items()]
+        rows.sort(key=lambda row: (-row["n"], row["id"]))
+        view.append({"part": display_text(part), "rows": rows})
+    return view
+
+
+def _most_failed(results: Sequence[StudentResult], columns: Sequence[str], top: int = 10) -> list[dict]:
+    """The checks most students did not pass, with those students and the known mistakes
+    among them. Checks of one part failed by exactly the same students are one row (a net's
+    W1, b1, W2, b2 usually fail together)."""
+    failed: dict[tuple[str, str], set[str]] = {}
+    mistakes: dict[tuple[str, str], Counter] = {}
+    total: Counter = Counter()
+    for r in results:
+        for t in r.tests:
+            total[(t.part, t.name)] += 1
+            if t.status != "passed":
+                failed.setdefault((t.part, t.name), set()).add(r.student)
+                if t.misconception:
+                    mistakes.setdefault((t.part, t.name), Counter())[t.misconception] += 1
+    rows: dict[tuple[str, frozenset], dict] = {}
+    for (part, name), who in failed.items():
+        row = rows.setdefault((part, frozenset(who)), {"part": part, "names": [], "who": who,
+                                                       "of": total[(part, name)], "mistakes": Counter()})
+        row["names"].append(name)
+        row["mistakes"] |= mistakes.get((part, name), Counter())  # the same students: the most of each
+    order = {p: i for i, p in enumerate(columns)}
+    ranked = sorted(rows.values(), key=lambda row: (-len(row["who"]), order.get(row["part"], len(order)),
+                                                    row["names"][0]))
+    return [{"part": display_text(row["part"]), "names": [display_text(n) for n in row["names"]],
+             "n": len(row["who"]), "of": row["of"], "rate_text": fmt_percent(len(row["who"]), row["of"]),
+             "mistakes": [{"id": display_text(mid), "n": n} for mid, n in row["mistakes"].most_common(3)],
+             "students": _student_refs(row["who"])}
+            for row in ranked[:top]]
 
 
 def _part_stats(results: Sequence[StudentResult], columns: Sequence[str]) -> list[dict]:
@@ -578,7 +671,8 @@ def _class_view(results: Sequence[StudentResult], parts: Sequence[str],
         "parts": part_rows,
         "columns": [display_text(c) for c in columns],
         "tests": _test_stats(ordered, columns),
-        "misconceptions": _misconception_stats(ordered, hints),
+        "by_part": _misconceptions_by_part(ordered, columns, hints),
+        "most_failed": _most_failed(ordered, columns),
         "students": students,
     }
 
@@ -616,21 +710,21 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str],
     table = Table(title="Grades", title_justify="left", show_lines=False, box=box.SIMPLE_HEAD,
                   padding=(0, 1))
     table.add_column("student", overflow="fold", min_width=12)
-    table.add_column(f"score\n/{fmt_points(total)}", justify="right", no_wrap=True, min_width=5)
+    table.add_column(f"score\n/{fmt_score(total)}", justify="right", no_wrap=True, min_width=5)
     for p in columns:  # short headers with the maximum, so 8 parts fit an 80-column terminal
         header = (labels or {}).get(p) or short_label(p)
-        table.add_column(Text(f"{header}\n/{fmt_points(maxima[p])}"), justify="right", no_wrap=True,
+        table.add_column(Text(f"{header}\n/{fmt_score(maxima[p])}"), justify="right", no_wrap=True,
                          min_width=len(header))
     table.add_column("issues", overflow="fold")
     style = {"full": "green", "partial": "yellow", "zero": "red"}
     for r in _sorted(results):
         got = r.parts()
         cells = [Text(display_text(r.student)),
-                 Text(fmt_points(r.score), style=style[_state(r.score, r.max_score)])]
+                 Text(fmt_score(r.score), style=style[_state(r.score, r.max_score)])]
         for p in columns:
             if p in got:
                 s, m = got[p]["score"], got[p]["max_score"]
-                cells.append(Text(fmt_points(s), style=style[_state(s, m)]))
+                cells.append(Text(fmt_score(s), style=style[_state(s, m)]))
             else:
                 cells.append(Text("–", style="dim"))
         problems = [f"{n} {STATUS_LABELS[s]}" for s in ("error", "timeout")
@@ -672,7 +766,7 @@ def parts_table(results: Sequence[StudentResult], parts: Sequence[str]) -> Table
             mistakes.setdefault(part, Counter())[mid] += 1
     for row, part in zip(_part_stats(results, columns), columns, strict=True):
         common = mistakes[part].most_common(1)
-        table.add_row(Text(row["name"]), f"{fmt_points(row['mean'])}/{fmt_points(row['max_score'])}",
+        table.add_row(Text(row["name"]), f"{fmt_stat(row['mean'])}/{fmt_score(row['max_score'])}",
                       f"{row['full']} ({fmt_percent(row['full'], row['n'])})",
                       Text(f"{common[0][0]} ({common[0][1]} students)" if common else ""))
     troubled = [r for r in _sorted(results) if _problem_count(r, ("error", "timeout"))]
@@ -695,11 +789,11 @@ def summary_line(results: Sequence[StudentResult]) -> str:
         return "0 students graded"
     scores = [r.score for r in results]
     maxima = {r.max_score for r in results}
-    mean = fmt_points(statistics.fmean(scores))
+    mean = fmt_stat(statistics.fmean(scores))
     if len(maxima) == 1:
-        mean += f"/{fmt_points(next(iter(maxima)))}"
+        mean += f"/{fmt_score(next(iter(maxima)))}"
     full = sum(_state(r.score, r.max_score) == "full" for r in results)
     problems = sum(_problem_count(r) > 0 for r in results)
     noun = "student" if len(results) == 1 else "students"
-    return (f"{len(results)} {noun}: mean {mean}, median {fmt_points(statistics.median(scores))},"
+    return (f"{len(results)} {noun}: mean {mean}, median {fmt_stat(statistics.median(scores))},"
             f" {full} with full marks, {problems} with errors/timeouts")

@@ -13,6 +13,10 @@ from typing import Literal
 Status = Literal["passed", "failed", "error", "timeout"]
 STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout")
 
+NOT_CHECKED = "Not checked: "
+"""How a check's message starts when another failure of its part kept it from judging
+(reports group it with that failure)."""
+
 
 def points(value: float) -> float:
     """Round a score so sums of shares are identical on every machine."""

@@ -163,6 +163,17 @@ def test_select_passes_k_to_pytest(course, tmp_path):
     assert float(row["max_score"]) == AFFINE.max_points and float(row["score"]) == AFFINE.max_points - 3
 
 
+def test_select_matching_nothing_is_a_usage_error_naming_the_tests(course, tmp_path):
+    subs = tmp_path / "class"
+    shutil.copytree(CLASS / "db-mean", subs / "db-mean")
+    done = grader("grade", subs, "--out", tmp_path / "out", "--assignment", "backprop",
+                  "--select", "db-mean", cwd=course)
+    assert done.returncode == 2, done.stderr
+    assert "--select 'db-mean' matches none of the hidden tests" in done.stderr
+    assert "test_exercise[Affine]" in done.stderr and "canary" not in done.stderr
+    assert not (tmp_path / "out" / "db-mean").exists()
+
+
 def test_instructor_assert_messages_reach_students_not_the_explanation(course, tmp_path):
     """A failed plain assert shows its message (or the test's name), never its source or diff."""
     broken_course = tmp_path / "course"

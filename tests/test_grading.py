@@ -43,7 +43,7 @@ def test_batch_completes_with_every_report(graded):
         for name in ("report.json", "report.md", "report.html", "results.json"):
             assert (out / student / name).stat().st_size > 0, (student, name)
     assert "isolation: full" in proc.stderr
-    assert re.search(r"\d+ students: mean", proc.stdout), proc.stdout
+    assert re.search(r"\d+ students: mean \d+(\.\d)?/94, median \d+(\.\d)?,", proc.stdout), proc.stdout
     assert "ada-book" in proc.stdout  # the summary table
 
 
@@ -122,6 +122,33 @@ def test_broken_files_are_reported_clearly(graded):
     assert all(re.search(r"layers\.py, line \d+, in backward", t["feedback"]) for t in raised)
     loud = report(out, "prints-a-lot")
     assert loud["score"] == loud["max_score"] and loud["output"]
+
+
+def test_a_duplicated_class_is_one_card_and_fix_first_leads(graded):
+    """seed-000 (MulLayer defined twice, SoftmaxWithLoss reading self.x): 39 failed checks, a
+    handful of causes; the first thing in the report is what to fix first."""
+    _, out = graded
+    md = (out / "seed-000" / "report.md").read_text()
+    cards = re.findall(r"^### \d+\. .*$", md, re.M)
+    failed = sum(t["status"] != "passed" for t in report(out, "seed-000")["tests"])
+    assert failed > 30 and len(cards) <= 8, cards
+    assert any(re.search(r"AddLayer: all \d+ checks fail for one reason", c) for c in cards), cards
+    assert md.index("## Fix first: ") < md.index("## About your submission") < md.index("## What to fix")
+    assert "SoftmaxWithLoss, TwoLayerNet" in md[:md.index("## About your submission")]
+
+
+def test_the_class_report_points_the_lecture_at_mistakes_and_students(graded):
+    _, out = graded
+    md = (out / "class.md").read_text()
+    lecture = md[md.index("## For the lecture: known mistakes by part"):md.index("## Score distribution")]
+    for student in EXPECTED:
+        for t in report(out, student)["tests"]:
+            if t["misconception"]:
+                part = lecture[lecture.index(f"### {t['part']}\n"):]
+                part = part[:part.find("\n### ", 1) if "\n### " in part[1:] else len(part)]
+                row = next(x for x in part.splitlines() if x.startswith(f"| **{t['misconception']}**"))
+                assert f"[{student}](./{student}/report.html)" in row.replace("\\-", "-"), (student, row)
+    assert "## For the lecture: most often failed" in md
 
 
 def test_feedback_never_shows_solution_or_hidden_test_code(graded):

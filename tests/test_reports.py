@@ -24,6 +24,8 @@ from grader.reports import (
     REPORT_CAP,
     TABLE_ROWS,
     atomic_write,
+    md_inline,
+    student_link,
     summary_line,
     summary_table,
     terminal_summary,
@@ -355,16 +357,17 @@ def test_results_json_names_misconception_and_hint(written):
 def test_student_report_order_and_content(written):
     html = read(written / "s002" / "report.html")
     order = [html.index(s) for s in (
-        "11.6667", "isolation: full", "Score per part", "Tests to fix (3)",
-        "Affine: dW (4-D input)", "Misconceptions diagnosed (2)", "Passed tests (10)",
+        "11.67", "isolation: full", "Fix first", "TwoLayerNet: gradient vs numerical", "Score per part",
+        "What to fix: 3 causes, 3 checks (4.33 points)", "3. Affine: dW (4-D input)", "Passed tests (10)",
         "What your submission printed")]
     assert order == sorted(order)
+    assert "11.6667" not in html  # points for people: two decimals
     assert "<pre>Affine: dW is wrong.\n  largest relative error" in html
     assert HINTS["affine-dw-transposed"].replace("'", "&#39;") in html
     assert "softmax-missing-batch-division" in html
     assert re.search(r"<details>\s*<summary>Show the 10 passed tests", html)
     md = read(written / "s002" / "report.md")
-    assert "**Score: 11.6667 / 16 (73%)**" in md
+    assert "**Score: 11.67 / 16 (73%)**" in md
     assert "```text\nAffine: dW is wrong." in md
 
 
@@ -379,8 +382,8 @@ def test_error_and_timeout_are_labelled(written):
 
 def test_full_marks_report(written):
     html = read(written / "s001" / "report.html")
-    assert "All 13 tests passed." in html and "Tests to fix (0)" in html
-    assert "Misconceptions diagnosed" not in html
+    assert "All 13 tests passed." in html and "What to fix: 0 causes" in html
+    assert "Fix first" not in html and "Likely misconception" not in html
 
 
 # ---------------------------------------------------------------- class report
@@ -394,11 +397,16 @@ def test_class_report_has_pass_rates_and_misconception_counts(written):
         assert "3 / 5 (60%)" in text
         assert "5 / 5 (100%)" in text
         assert "isolation: full" in text and "isolation: partial" in text
-    rows = dict(re.findall(r"\| (\S+) \| (\d+ / 5) \| \d+ \|", md))
-    assert rows == {"softmax-missing-batch-division": "1 / 5",
-                    "affine-dw-transposed": "1 / 5", "mul-swapped-gradients": "1 / 5"}
+    # per part, each known mistake with its students, linked to their reports
+    rows = re.findall(r"^\| \*\*(\S+)\*\*.* \| (\d+) \| (.*) \|$", md, re.M)
+    assert {mid: (n, who) for mid, n, who in rows} == {
+        "softmax-missing-batch-division": ("1", "[s002](./s002/report.html)"),
+        "affine-dw-transposed": ("1", "[s002](./s002/report.html)"),
+        "mul-swapped-gradients": ("1", f"[{md_inline(UNUSUAL_ID)}]({student_link(UNUSUAL_ID)})")}
+    assert md.index("### MulLayer") < md.index("### Affine") < md.index("### SoftmaxWithLoss")
+    assert f'<a href="{student_link("s002")}">s002</a>' in html
     # the per-test line of a specific test, with its failure counts
-    line = next(x for x in md.splitlines() if "TwoLayerNet: gradient vs numerical" in x)
+    line = next(x for x in md.splitlines() if x.startswith("| TwoLayerNet | TwoLayerNet: gradient vs numerical"))
     assert "| 3 / 5 (60%) | 1 | 0 | 1 |" in line
     assert "./s001/report.html" in html and "./s001/report.html" in md
 
@@ -406,9 +414,15 @@ def test_class_report_has_pass_rates_and_misconception_counts(written):
 def test_class_misconceptions_sorted_by_students(tmp_path):
     results = [make(f"s{i}", {"Affine: dW (4-D input)": (0.0, "failed", "x", "a-mis")})
                for i in range(3)] + [make("s9", {"Sigmoid: dx": (0.0, "failed", "y", "b-mis")})]
+    results.append(make("s8", {"Affine: dW (4-D input)": (0.0, "failed", "x", "c-mis")}))
     write_class_report(results, PARTS, tmp_path)
     md = read(tmp_path / "class.md")
-    assert md.index("| a-mis | 3 / 4 | 3 |") < md.index("| b-mis | 1 / 4 | 1 |")
+    affine = md[md.index("### Affine"):]
+    assert affine.index("| **a-mis** | 3 |") < affine.index("| **c-mis** | 1 |")
+    assert md.index("### Sigmoid") < md.index("### Affine")  # parts in the assignment's order
+    # the most failed check: the four students, their mistakes counted
+    line = next(x for x in md.splitlines() if x.startswith("| Affine: dW (4-D input) |"))
+    assert "| 4 / 5 (80%) | a-mis 3, c-mis 1 |" in line and "[s8](./s8/report.html)" in line
 
 
 def test_class_report_with_no_students(tmp_path):
@@ -431,14 +445,14 @@ def test_summary_table_and_line():
     text = "\n".join(lines)
     assert UNUSUAL_ID in text  # [b] is shown, not read as markup
     row = next(line for line in lines if "s002" in line)
-    assert "11.6667" in row.split() and "0.6667" in row.split()
+    assert "11.67" in row.split() and "0.67" in row.split()
     assert "2 known mistakes" in row
     row = next(line for line in lines if "s003" in line)
     assert "1 error, 2 timed out" in row
     ids = [line.strip() for line in lines if line.strip().startswith(("s0", "zo"))]
     assert [i.split()[0] for i in ids] == sorted(r.student.split()[0] for r in results)
     assert summary_line(results) == (
-        "5 students: mean 13.7333/16, median 15, 1 with full marks,"
+        "5 students: mean 13.7/16, median 15, 1 with full marks,"
         " 2 with errors/timeouts")
 
 

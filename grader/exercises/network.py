@@ -186,8 +186,10 @@ class NetworkExercise(Declared):
         self.judge_loss(outcome.values[0], expected, values, items)
         if len(outcome.values) < 2:
             message = outcome.error.get("message", "")
+            # what a forward pass sets, missing, while loss() alone works: gradient() skipped it
             if outcome.error.get("type") in ("AttributeError", "TypeError") and \
-                    ("None" in message or "has no attribute" in message):  # what a forward pass sets
+                    ("None" in message or "has no attribute" in message) and \
+                    not isinstance(outcome.values[0], Raised):
                 mistake = PROTOCOL["gradient-without-forward"]
                 hint, mid = f"\nIt ran on a freshly built net.\n{mistake.text()}", mistake.id
             text = format_error(f"{self.cls}.{self.gradient}", outcome.error)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from grader.reports import STATUS_LABELS, _numbers, display_text, fmt_points
+from grader.reports import STATUS_LABELS, _numbers, display_text, fmt_score
 from grader.results import StudentResult, points
 
 
@@ -37,7 +37,7 @@ def results_json(result: StudentResult, hints: Mapping[str, str] | None = None) 
             "tags": [t.part],
             "visibility": "visible",
         })
-    summary = [f"Score: {fmt_points(result.score)} / {fmt_points(result.max_score)}",
+    summary = [f"Score: {fmt_score(result.score)} / {fmt_score(result.max_score)}",
                result.isolation]
     summary += [display_text(n).rstrip("\n") for n in result.notes]
     if result.misconceptions():

@@ -114,6 +114,7 @@ class Worker:
                 module = importlib.import_module(name)
             except BaseException as exc:  # noqa: B036 - SystemExit at import is a student error
                 status[name] = {"ok": False, "error": self.describe(exc)}
+                UNIMPORTED[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
                 continue
             self.instrument(module)
             status[name] = {"ok": True, "names": sorted(k for k in vars(module) if not k.startswith("__"))}
@@ -301,11 +302,16 @@ class Worker:
             self.send(reply, out)
 
 
+UNIMPORTED: dict[str, str] = {}
+"""Why each student module that failed to import did (the cause its callers' errors name)."""
+
+
 def student_name(step: dict):
     """``step["name"]`` from the student's module ``step["module"]``."""
     module = sys.modules.get(step["module"])
     if module is None:
-        raise ImportError(f"{step['module']}.py could not be imported")
+        why = UNIMPORTED.get(step["module"])
+        raise ImportError(f"{step['module']}.py could not be imported" + (f" ({why})" if why else ""))
     return getattr(module, step["name"])
 
 
