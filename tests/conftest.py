@@ -25,6 +25,7 @@ BACKPROP = COURSE.assignment("backprop")
 SOLUTIONS = BACKPROP.folder
 RELEASE = REPO / "assignments" / "backprop"
 DELTARULE = COURSE.assignment("deltarule")
+CONVNET = COURSE.assignment("convnet")
 FULL = BACKPROP.max_points  # a correct hand-in's score
 
 

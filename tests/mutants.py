@@ -6,7 +6,8 @@ marker-stripped solution file (the ``### BEGIN/END SOLUTION`` lines removed, as 
 student sees the finished file); edits are applied in order and each old text must
 occur exactly once in the file at the time it is applied. ``build`` writes the three
 files of one mutant into a folder, ready to be graded like a student's hand-in.
-``Mutants`` does the same for any assignment (``tests/mutants_deltarule.py``).
+``Mutants`` does the same for any assignment (``tests/mutants_deltarule.py``,
+``tests/mutants_convnet.py``).
 
 Where the seed notes in /work/shared/seeds/ show a mistake, the mutant copies it
 (``seed 000`` etc. in the comments). Some mutants make a backward pass *raise* on
@@ -337,11 +338,12 @@ reference_sources, mutated_sources, build = BACKPROP.reference_sources, BACKPROP
 def _self_check() -> int:
     import tempfile
 
+    import mutants_convnet
     import mutants_deltarule
 
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
-        for each in (BACKPROP, mutants_deltarule.DELTARULE):
+        for each in (BACKPROP, mutants_deltarule.DELTARULE, mutants_convnet.CONVNET):
             problems += each.problems(Path(tmp) / each.solutions.name)
             print(f"{each.solutions.name}: {len(each.edits)} mutants")
     for problem in problems:

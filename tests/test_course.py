@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SOLUTIONS
+from conftest import COURSE, REPO, SOLUTIONS
 
 from grader import course
 from grader.assignment import Assignment, AssignmentError
@@ -213,6 +213,8 @@ def test_doctor_says_full_only_after_the_canary(tmp_path):
     canary = next(i for i, line in enumerate(lines) if "canary: the reference solution scored" in line)
     full = [i for i, line in enumerate(lines) if line.startswith("isolation: full")]
     assert all(i > canary for i in full)
+    for name in COURSE.names():  # every assignment of the course is proven
+        assert f"{name}: canary: the reference solution scored full marks" in done.stdout, done.stdout
 
 
 FRAGILE = """import numpy as np

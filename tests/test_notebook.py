@@ -265,7 +265,8 @@ def test_grader_grade_accepts_nbgrader_submitted_layout(tmp_path):
     (root / "dave" / "backprop").mkdir(parents=True)
     shutil.copy(RELEASE / BACKPROP.notebook, root / "dave" / "backprop" / BACKPROP.notebook)
     write_nb(root / "erin" / "backprop" / "backprop.ipynb", authoring.source_notebook(BACKPROP))
-    result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1"])
+    result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1",
+                                       "--assignment", "backprop"])
     assert result.exit_code == 0, result.output
     erin = json.loads((student_folder(tmp_path / "out", "erin") / "report.json").read_text(encoding="utf-8"))
     dave = json.loads((student_folder(tmp_path / "out", "dave") / "report.json").read_text(encoding="utf-8"))
@@ -298,7 +299,8 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     assert kim["score"] == 0 and (student_folder(tmp_path / "out", "kim") / "report.html").is_file()
     assert any(n.startswith("kim.ipynb is not a valid notebook: broken JSON at line 1") and
                "Nothing could be graded" in n for n in kim["notes"]), kim["notes"]
-    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1"])
+    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1",
+                                           "--assignment", "backprop"])
     assert in_folders.exit_code == 0, in_folders.output
     for student in ("gina", "hank", "iris"):
         got = json.loads((student_folder(tmp_path / "out", student) / "report.json").read_text(encoding="utf-8"))

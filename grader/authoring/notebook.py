@@ -68,6 +68,8 @@ def _intro(assignment) -> str:
     example = (f"so `{shared[0][0]}` uses the names of\n  `{shared[0][1]}.py` without importing them; the "
                f"grader adds `from {shared[0][1]} import *`\n  when it grades that file.") if shared else \
         "so no cell imports another file's names."
+    helpers = ("\n- Given, not graded (keep these files beside this notebook: the cells import them): "
+               + ", ".join(f"`{f}`" for f in assignment.helpers) + ".") if assignment.helpers else ""
     return f"""# {assignment.title}
 
 Each code cell below belongs to one of the assignment's files; its first line says which
@@ -78,7 +80,7 @@ your code, then run all cells.
   are your scratch space and are not graded, so write everything your classes need in
   the file cells, and keep their first line.
 - All cells share one namespace, {example}
-- Shell and magic lines (`!pip ...`, `%timeit ...`) are skipped by the grader.
+- Shell and magic lines (`!pip ...`, `%timeit ...`) are skipped by the grader.{helpers}
 - The cells titled *Autograded* run the grader's checks when your notebook is graded;
   leave them as they are.
 

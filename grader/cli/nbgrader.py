@@ -51,10 +51,10 @@ def render_config(course_id: str, timeout: int, execute: bool, config: Path | No
               help="Run notebooks in nbgrader's kernel (students see their outputs in feedback); "
                    "--no-execute: student code runs only in the grader's sandbox.")
 @course_options
-@click.option("--force", is_flag=True, help="Overwrite the config and source notebook if they exist.")
+@click.option("--force", is_flag=True, help="Overwrite the config and source files if they exist.")
 def init(course_dir: Path, assignment: str | None, nbgrader_id: str | None, course_id: str | None, timeout: int,
          execute: bool, course, force: bool) -> None:
-    """Write an nbgrader course: config and source notebook.
+    """Write an nbgrader course: config, source notebook (and the helper modules it imports).
 
     \b
     Example:
@@ -79,6 +79,8 @@ def init(course_dir: Path, assignment: str | None, nbgrader_id: str | None, cour
             notebook.dumps(notebook.source_notebook(chosen))
     except (OSError, ReleaseError, SyntaxError) as exc:
         raise Refusal(f"cannot build the notebook from {chosen.folder}: {exc}") from None
+    for name, text in chosen.helper_sources().items():  # nbgrader releases them beside the notebook
+        files[course_dir / "source" / nbgrader_id / name] = text
     existing = [str(p) for p in files if p.exists()]
     if existing and not force:
         raise Refusal(f"{', '.join(existing)} already exist(s); use --force to overwrite.")

@@ -3,12 +3,13 @@
 With ``inputs``, it computes a value and those inputs' gradients,
 ``f(**inputs) -> (value, {input: d value / d input})``: a computational graph built by
 hand from layers (the book's shopping example). Without, it returns the value alone (a
-number or an array, e.g. the weights after one learning step). The value and each
+number or an array: the weights after one learning step, images folded back from
+their columns). The value and each
 gradient are judged against the reference's, one item each, and a wrong one is matched
-against the declared misconceptions. When a layer
-part it ``depends`` on already failed, the graph is replayed correctly with the student's
-own layer objects (``walk``, declared by the assignment as worker steps): if their
-function gives exactly that, the error is the layer's, and the layer part is blamed.
+against the declared misconceptions. When a layer part it ``depends`` on already failed,
+the graph is replayed correctly with the student's own layer objects (``walk``, declared
+by the assignment as worker steps): if their function gives exactly that, the error is
+the layer's, and the layer part is blamed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grader.exercises.base import Answers, Case, Declared, Outcome, Values, copy
+from grader.exercises.base import Answers, Case, Declared, Outcome, Values, copy, same
 from grader.judging import checks
 from grader.judging.misconceptions import Misconception, format_error
 from grader.worker.client import Program
@@ -44,7 +45,7 @@ class FunctionExercise(Declared):
     def target(self) -> str:
         return self.function
 
-    def expected(self, reference, values: Values) -> tuple:
+    def expected(self, reference, values: Values, case: Case | None = None) -> tuple:
         """(value, {input: gradient}) as the reference computes them (no gradients without ``inputs``)."""
         result = getattr(reference[self.module], self.function)(**copy(values))
         return result if self.inputs else (result, {})
@@ -92,9 +93,9 @@ class FunctionExercise(Declared):
         theirs = {self.value: result[0], **{f"d{k}": result[1].get(k) for k in self.inputs}}
         right = {self.value: own[0], **{f"d{k}": own[1][k] for k in self.inputs}} if own else {}
         for name, got in theirs.items():
-            target = np.asarray(value, dtype=np.float64) if name == self.value else np.float64(grads[name[1:]])
+            target = np.asarray(value if name == self.value else grads[name[1:]], dtype=np.float64)
             label = self.value if name == self.value else f"d {self.value} / d {name[1:]}"
-            if right and not checks.compare("", got, target).ok and _same(got, right[name]):
+            if right and not checks.compare("", got, target).ok and same(got, right[name]):
                 where = "that part" if len(failed_layers) == 1 else "those parts"
                 items[name].passed(f"{label}: {self.function}() builds the graph right; the value differs "
                                    f"from the true one only because of your {', '.join(failed_layers)} "
@@ -104,11 +105,3 @@ class FunctionExercise(Declared):
             if not ok and failed_layers:  # say where to look first
                 items[name].result.feedback += (f"\nYour {', '.join(failed_layers)} already fails its own "
                                                 f"checks, and {self.function}() is built from it: fix that first.")
-
-
-def _same(got, right) -> bool:
-    """``got`` equals the replayed value exactly enough (both the student's numbers)."""
-    try:
-        return checks.compare("", got, np.asarray(right, dtype=np.float64)).ok
-    except (TypeError, ValueError):
-        return False

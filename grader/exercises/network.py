@@ -83,7 +83,7 @@ class NetworkExercise(Declared):
         """The weights after one training step from the case's: ``W - step_size * dW``."""
         return {k: values[k] - self.step_size * grads[k] for k in self.params}
 
-    def expected(self, reference, values: Values) -> dict:
+    def expected(self, reference, values: Values, case: Case | None = None) -> dict:
         """Loss and gradients at the case's weights, and the gradients after the step."""
         net = getattr(reference[self.module], self.cls)(*self.build(values))
         for key in self.params:
@@ -100,11 +100,6 @@ class NetworkExercise(Declared):
         return out
 
     # -- gather --------------------------------------------------------------------------------
-    def failed_layers(self, scorer: Scorer | None) -> list[str]:
-        """The layer parts this net depends on that already lost points for this student."""
-        return sorted({i.result.part for i in (scorer.items if scorer else []) if i.settled
-                       and i.result.status != "passed" and i.result.part in self.depends})
-
     def grade_case(self, worker, case, items, answers: Answers, scorer: Scorer | None = None) -> None:
         values, expected = answers.get(self, case)
         program = Program()

@@ -46,7 +46,7 @@ SUBMISSION = "/submission"  # where the sources appear to live, for tracebacks
 class Sources(importlib.abc.MetaPathFinder, importlib.abc.SourceLoader):
     """Serves the hand-in's modules from memory, so ``from layers import ...`` works.
 
-    ``sources`` maps file paths (``x.py``, ``common/util.py``) to their text;
+    ``sources`` maps file paths (``x.py``, ``common/helpers.py``) to their text;
     a folder on the way (``common``) is a package.
     """
 
