@@ -401,8 +401,8 @@ def test_class_report_has_pass_rates_and_misconception_counts(written):
     # per part, each known mistake with its students, linked to their reports
     rows = re.findall(r"^\| \*\*(\S+)\*\*.* \| (\d+) \| (.*) \|$", md, re.M)
     assert {mid: (n, who) for mid, n, who in rows} == {
-        "softmax-missing-batch-division": ("1", "[s002](./s002/report.html)"),
-        "affine-dw-transposed": ("1", "[s002](./s002/report.html)"),
+        "softmax-missing-batch-division": ("1", f"[s002]({student_link('s002')})"),
+        "affine-dw-transposed": ("1", f"[s002]({student_link('s002')})"),
         "mul-swapped-gradients": ("1", f"[{md_inline(UNUSUAL_ID)}]({student_link(UNUSUAL_ID)})")}
     assert md.index("### MulLayer") < md.index("### Affine") < md.index("### SoftmaxWithLoss")
     assert f'<a href="{student_link("s002")}">s002</a>' in html
@@ -423,7 +423,7 @@ def test_class_misconceptions_sorted_by_students(tmp_path):
     assert md.index("### Sigmoid") < md.index("### Affine")  # parts in the assignment's order
     # the most failed check: the four students, their mistakes counted
     line = next(x for x in md.splitlines() if x.startswith("| Affine: dW (4-D input) |"))
-    assert "| 4 / 5 (80%) | a-mis 3, c-mis 1 |" in line and "[s8](./s8/report.html)" in line
+    assert "| 4 / 5 (80%) | a-mis 3, c-mis 1 |" in line and f"[s8]({student_link('s8')})" in line
 
 
 def test_class_report_with_no_students(tmp_path):
