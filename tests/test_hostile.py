@@ -566,15 +566,21 @@ def test_shared_memory_is_released_when_its_grading_ends(shared_memory):
 
 
 def test_nothing_a_student_leaves_reaches_the_next_one(tmp_path, host):
+    """The second student of a slot sees what the slot's first student saw: the grader's own
+    mount points (a clone or venv under /tmp is bound into the private /tmp), nothing more."""
     root, out = tmp_path / "class", tmp_path / "reports"
+    A.write(root / "0-looks-first", A.ATTACKS["looks-for-residue"].sources(host.context))
     A.write(root / "a-leaves", A.ATTACKS["leaves-residue"].sources(host.context))
     A.write(root / "b-looks", A.ATTACKS["looks-for-residue"].sources(host.context))
-    grade_class(root, out, COURSE, jobs=1)  # one slot: b-looks runs right after a-leaves
+    grade_class(root, out, COURSE, jobs=1)  # one slot, in name order: b-looks right after a-leaves
     left = A.reports(report(out, "a-leaves").get("output", "")).get("leave", [{"none": -1}])[0]
     if not all(v >= 0 for v in left.values()):
         pytest.fail(f"the attack could not leave anything, the check would be blind: {left}")
+    fresh = A.reports(report(out, "0-looks-first")["output"])["look"][0]
+    assert fresh["shm"] == fresh["msg"] == fresh["sem"] == []
+    assert all(Path("/tmp", name).is_dir() for name in fresh["tmp"]), fresh  # mount points only
     seen = A.reports(report(out, "b-looks")["output"])["look"][0]
-    assert seen == {"tmp": [], "shm": [], "msg": [], "sem": []}, f"the next student found {seen}"
+    assert seen == fresh, f"the next student found {seen}"
 
 
 def test_queues_keys_and_sockets_a_student_leaves_do_not_reach_the_next_one(tmp_path, host):
