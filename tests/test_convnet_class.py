@@ -18,6 +18,7 @@ import pytest
 from conftest import CONVNET, GRADER, REPO, leaks, part_mismatches, report_of
 
 from grader.judging.misconceptions import catalogue
+from grader.reports import student_folder
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -41,7 +42,7 @@ def test_the_class_is_recognized_and_every_report_written(graded):
     assert sorted(p.name for p in CLASS.iterdir() if p.is_dir()) == sorted(EXPECTED)
     for student in EXPECTED:
         for name in REPORTS:
-            assert (out / student / name).stat().st_size > 0, (student, name)
+            assert (student_folder(out, student) / name).stat().st_size > 0, (student, name)
     with open(out / "grades.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["student", "score", "max_score", *CONVNET.parts]
@@ -87,7 +88,8 @@ def test_gradescope_results_hold_the_same_scores(graded):
     _, out = graded
     known = set(catalogue(CONVNET.exercises))
     for student in EXPECTED:
-        data, gradescope = report_of(out, student), json.loads((out / student / "results.json").read_text())
+        data = report_of(out, student)
+        gradescope = json.loads((student_folder(out, student) / "results.json").read_text())
         assert gradescope["score"] == pytest.approx(data["score"])
         assert [(t["name"], t["score"]) for t in gradescope["tests"]] == \
             [(t["name"], t["score"]) for t in data["tests"]]

@@ -15,7 +15,7 @@ import pytest
 from conftest import BACKPROP, GRADER, REPO, leaks, part_mismatches
 
 from grader.judging.misconceptions import catalogue
-from grader.reports import student_folder
+from grader.reports import student_folder, student_link
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -148,7 +148,7 @@ def test_the_class_report_points_the_lecture_at_mistakes_and_students(graded):
                 part = lecture[lecture.index(f"### {t['part']}\n"):]
                 part = part[:part.find("\n### ", 1) if "\n### " in part[1:] else len(part)]
                 row = next(x for x in part.splitlines() if x.startswith(f"| **{t['misconception']}**"))
-                assert f"[{student}](./{student}/report.html)" in row.replace("\\-", "-"), (student, row)
+                assert f"[{student}]({student_link(student)})" in row.replace("\\-", "-"), (student, row)
     assert "## For the lecture: most often failed" in md
 
 
