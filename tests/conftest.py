@@ -81,5 +81,15 @@ def grade(tmp_path, grading):
     return run
 
 
+def execute_notebook(nb, folder: Path, timeout: int = 120):
+    """Run every cell of ``nb`` in ``folder`` in a real Jupyter kernel of this interpreter, as a student
+    does (a cell that raises does not stop the rest); return ``nb`` with its outputs."""
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
+
+
 def part_scores(result: StudentResult) -> dict[str, float]:
     return {part: totals["score"] for part, totals in result.parts().items()}

@@ -2,12 +2,14 @@
 
 Generation and extraction are checked on real notebooks; grading goes through the real
 sandbox (``grade`` fixture, conftest) or the real CLI, and the in-kernel ``check`` runs
-in its own interpreter so that anything it wrote to stderr would be seen.
+in its own interpreter so that anything it wrote to stderr would be seen. The students'
+self-check in the grade cells runs in a real Jupyter kernel (nbclient), as a student runs it.
 """
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from click.testing import CliRunner
-from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS  # noqa: E402
+from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS, execute_notebook  # noqa: E402
 
 from grader.authoring import notebook as authoring
 from grader.authoring.release import solution_lines
@@ -361,10 +363,17 @@ def test_check_without_a_notebook_scores_zero_quietly(tmp_path):
 
 
 def load_config(path: Path):
-    """Read a config file the way traitlets (hence nbgrader) does."""
+    """Read a config file the way traitlets (hence nbgrader) does.
+
+    The config sets GRADER_COURSE and GRADER_CONFIG for nbgrader's process; kept here, they
+    would send every later test's `grader` subprocess to this course.
+    """
+    from unittest import mock
+
     from traitlets.config.loader import PyFileConfigLoader
 
-    return PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    with mock.patch.dict(os.environ):
+        return PyFileConfigLoader(path.name, str(path.parent)).load_config()
 
 
 def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
@@ -391,3 +400,96 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert order == sorted(order)
     help_text = runner.invoke(main, ["nbgrader", "init", "--help"]).output
     assert "Example:" in help_text
+
+
+# ------------------------------------------------------- the students' self-check
+
+def student_notebook(tmp_path: Path, edits=(), unsolved=()) -> tuple[nbformat.NotebookNode, Path]:
+    """A copy of the release whose notebook has the reference in its file cells, with ``(old, new)``
+    edits; the cells of ``unsolved`` (ids) stay as released."""
+    folder = shutil.copytree(RELEASE, tmp_path / "backprop", ignore=shutil.ignore_patterns("__pycache__"))
+    solved = {c.id: c.source for c in authoring.source_notebook(BACKPROP).cells
+              if "file" in c.metadata.get("grader", {})}
+    nb = nbformat.read(folder / BACKPROP.notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.id in solved and cell.id not in unsolved:
+            cell.source = solved[cell.id]
+            for old, new in edits:
+                cell.source = cell.source.replace(old, new)
+    return nb, folder
+
+
+def self_check(nb: nbformat.NotebookNode, part: str) -> list[str]:
+    """What part's grade cell printed: stdout only (no error, no stderr), as lines."""
+    cell = next(c for c in nb.cells if c.metadata.get("grader", {}).get("part") == part)
+    assert cell.outputs, f"{part}'s cell printed nothing"
+    assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs), cell.outputs
+    return "".join(o.text for o in cell.outputs).splitlines()
+
+
+@pytest.mark.slow
+def test_grade_cells_self_check_the_notebooks_own_code(tmp_path):
+    """The reference typed into the cells: every part's cell says ✓ for each of its checks."""
+    nb, folder = student_notebook(tmp_path)
+    execute_notebook(nb, folder)
+    for part in BACKPROP.parts:
+        lines = self_check(nb, part)
+        assert lines[0] == f"Self-check of {part} (it does not change your grade):"
+        assert lines[1:-1] and all(line.startswith("✓ test_") for line in lines[1:-1]), lines
+        assert lines[-1] == ("It passes." if len(lines) == 3 else f"All {len(lines) - 2} pass.")
+
+
+@pytest.mark.slow
+def test_a_wrong_notebook_reads_message_first_and_its_own_cells(tmp_path):
+    """A stub, a NameError and a wrong formula: one ✗ line each, the sentence first, only the student's cells."""
+    nb, folder = student_notebook(tmp_path, unsolved={"layers-MulLayer"},
+                                  edits=[("self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)"),
+                                         ("dx[self.mask] = 0", "dx[mask] = 0")])
+    execute_notebook(nb, folder)
+    assert self_check(nb, "MulLayer")[1:] == ["✗ test_mul_layer: MulLayer.backward is not implemented yet",
+                                              "1 of 1 check failed."]
+    relu_cell = next(c for c in nb.cells if c.id == "layers-Relu")
+    line = relu_cell.source.splitlines().index("        dx[mask] = 0") + 1
+    assert self_check(nb, "Relu")[1:] == [
+        "✗ test_activation[Relu]: Relu.backward raised NameError: name 'mask' is not defined",
+        f"      Cell In[{relu_cell.execution_count}], line {line}, in Relu.backward", "        dx[mask] = 0",
+        "1 of 1 check failed."]
+    affine = self_check(nb, "Affine")
+    for got, shape in zip(affine[1:3], ("2-D", "4-D"), strict=True):
+        assert re.fullmatch(rf"✗ test_affine\[{shape} input\]: Affine\.backward: db: largest relative error "
+                            r"\S+ at index \(\d+,\): yours \S+, numerical \S+", got), affine
+    assert affine[3:] == ["2 of 2 checks failed."]
+    assert self_check(nb, "ShoppingGraph")[1] == \
+        "✗ test_shopping_graph: MulLayer.backward (called by buy_apple_orange) is not implemented yet"
+    for part in ("AddLayer", "Sigmoid", "SoftmaxWithLoss"):
+        assert not any(line.startswith("✗") for line in self_check(nb, part)), part
+    printed = "\n".join(line for part in BACKPROP.parts for line in self_check(nb, part))
+    assert not re.search(r"Traceback|test_backprop|gradcheck|selfcheck\.py|site-packages", printed), printed
+
+
+RUN = """
+import sys
+exec(open(sys.argv[1]).read())  # the reference classes, defined in this script's globals as in a notebook
+import selfcheck
+selfcheck.run(sys.argv[2])
+print("left behind:", sorted({"layers", "test_backprop", "gradcheck", "conftest"} & set(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(("part", "autograde", "said"), [
+    ("Affine", False, ["Self-check of Affine (it does not change your grade):", "✓ test_affine[2-D input]",
+                       "✓ test_affine[4-D input]", "All 2 pass."]),
+    ("Affine", True, []),
+    ("Affin", False, ["Self-check of Affin: no check ran (no check is marked part(Affin); the parts: AddLayer, "
+                      "Affine, MulLayer, Relu, ShoppingGraph, Sigmoid, SoftmaxWithLoss, TwoLayerNet)."]),
+], ids=["checks", "silent-under-autograde", "unknown-part"])
+def test_selfcheck_run_prints_only_to_stdout_and_cleans_up(tmp_path, part, autograde, said):
+    """Outside Jupyter too; nothing under nbgrader's autograde (the hidden check scores the cell there)."""
+    folder = shutil.copytree(RELEASE, tmp_path / "backprop", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1"}
+    if autograde:
+        env["NBGRADER_EXECUTION"] = "autograde"
+    done = subprocess.run([sys.executable, "-c", RUN, str(SOLUTIONS / "layers.py"), part], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [*said, "left behind: []"]
