@@ -86,7 +86,7 @@ def same_scores(course: Path, reports: Path) -> bool:
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student in gb.students:
-            report = json.loads((reports / student.id / "report.json").read_text(encoding="utf-8"))
+            report = json.loads((reports / "students" / student.id / "report.json").read_text(encoding="utf-8"))
             total = gb.find_submission(ASSIGNMENT, student.id).score
             if abs(total - report["score"]) > 1e-6:
                 return False

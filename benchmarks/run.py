@@ -8,7 +8,8 @@ real CLI and reports wall time, time per submission, and peak memory: of the gra
 (the CLI process and its job processes) and of one worker (the largest process inside
 a sandbox). Then it grades the first few students as notebooks with nbgrader's own
 `autograde` and prints the ratio. Then the TwoLayerNet gradient-check cost
-(gradcheck_cost.py) and a class with hostile hand-ins (hostile_class.py). Results are
+(gradcheck_cost.py), the Convolution gradient-check cost (conv_gradcheck_cost.py) and a
+class with hostile hand-ins (hostile_class.py). Results are
 written to benchmarks/RESULTS.md with a description of the machine and the command.
 """
 from __future__ import annotations
@@ -124,9 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--nbgrader", type=int, default=20, help="notebooks for nbgrader (0: skip)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["gradcheck", "hostile", "startup", "cluster"],
-                        help="leave out the gradient-check cost, the hostile class, the start-up time or the "
-                             "Dask comparison")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["gradcheck", "convcheck", "hostile", "startup", "cluster"],
+                        help="leave out the gradient-check costs (TwoLayerNet, Convolution), the hostile class, "
+                             "the start-up time or the Dask comparison")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     args = parser.parse_args()
 
@@ -159,6 +161,11 @@ def main() -> None:
 
         found["gradcheck"] = gradcheck_cost.measure()
         gradcheck_cost.report(found["gradcheck"])
+    if "convcheck" not in args.skip:
+        import conv_gradcheck_cost
+
+        found["convcheck"] = conv_gradcheck_cost.measure()
+        conv_gradcheck_cost.report(found["convcheck"])
     if "cluster" not in args.skip:
         import cluster_bench
 
@@ -211,6 +218,10 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
         out.append(("TwoLayerNet check at least 1,000x faster than the book's numerical_gradient "
                     "(compute, as the notes measure)", f"{book / compute:,.0f}x "
                     f"(end to end through the sandbox: {book / e2e:,.0f}x)", book / compute >= 1000))
+    if c := found.get("convcheck"):
+        ratio = c["grader check, end to end"] / c["forward+backward"]
+        out.append(("Convolution check on 4-D tensors at most 50x one forward+backward (end to end)",
+                    f"{ratio:.1f}x", ratio <= 50))
     if h := found.get("hostile"):
         out.append(("40 hand-ins, 15 hostile, in under 2 minutes", f"{h['seconds']:.1f} s",
                     h["seconds"] < 120 and not h["markers"]))
@@ -218,6 +229,13 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
         out.append(("Dask path (2 local workers) at most 10% slower than local --jobs 2, N = 1,000, same grades",
                     f"{c['overhead'] * 100:+.1f}%", c["overhead"] <= 0.10 and c["same"]))
     return out
+
+
+def cost_table(timings: dict[str, float]) -> list[str]:
+    """A gradient check's timings as Markdown rows, each also in units of one forward+backward."""
+    unit = timings["forward+backward"]
+    return ["| | time | x one forward+backward |", "|---|---:|---:|",
+            *(f"| {name} | {time * 1e3:.3f} ms | {time / unit:,.1f}x |" for name, time in timings.items())]
 
 
 def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool]]) -> None:
@@ -268,10 +286,7 @@ def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool
     if g := found.get("gradcheck"):
         import gradcheck_cost
 
-        lines += ["## TwoLayerNet gradient check cost (784-50-10, batch 3)", "",
-                  "| | time | x one forward+backward |", "|---|---:|---:|"]
-        unit = g["forward+backward"]
-        lines += [f"| {name} | {seconds * 1e3:.3f} ms | {seconds / unit:,.1f}x |" for name, seconds in g.items()]
+        lines += ["## TwoLayerNet gradient check cost (784-50-10, batch 3)", "", *cost_table(g)]
         lines += ["", *(f"- book numerical_gradient / {name}: {g['book numerical_gradient'] / g[name]:,.0f}x"
                         for name in gradcheck_cost.CHECKS), "",
                   "Compute: the grader's and the worker's arithmetic for the full check (reference "
@@ -283,6 +298,15 @@ def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool
                   "np.random.randn draws for 784x50, about 0.6 ms, which the book's "
                   "numerical_gradient timing does not include) and brings the 784x50 gradient "
                   "back across the process boundary.", ""]
+    if c := found.get("convcheck"):
+        lines += ["## Convolution gradient check cost (x 3x1x28x28, W 30x1x5x5: SimpleConvNet's first layer)",
+                  "", *cost_table(c), "",
+                  "One case of the convnet assignment's Convolution exercise (benchmarks/conv_gradcheck_cost.py): "
+                  "forward, backward and dW, db of the student's layer, two random unit directions per gradient "
+                  "(fresh layers at x, W, b +- h u), every entry compared with the reference's (made once per "
+                  "session). Compute: the same arithmetic without a process boundary; end to end: through the "
+                  "sandboxed worker, best of 100. The book's numerical_gradient: element-wise over x, W and b.",
+                  ""]
     if c := found.get("cluster"):
         import cluster_bench
 

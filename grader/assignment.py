@@ -46,7 +46,7 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def module_name(file: str) -> str:
-    """``common/util.py`` -> ``common.util``."""
+    """``common/helpers.py`` -> ``common.helpers``."""
     return file[: -len(".py")].replace("/", ".")
 
 

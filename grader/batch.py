@@ -1,8 +1,9 @@
 """Grade a whole class: one student at a time per job, reports as each one finishes.
 
-Each student's ``report.json`` is written last and atomically, so its presence
-means that student is completely done; ``--resume`` skips exactly those (except the
-ones the grader itself failed on, which are graded again). The class-level files
+Each student's ``report.json`` (in ``REPORTS/students/<id>/``, see ``reports``) is
+written last and atomically, so its presence means that student is completely done;
+``--resume`` skips exactly those (except the ones the grader itself failed on, which
+are graded again). The class-level files
 (grades.csv, class report) are rebuilt from every report.json at the end, so an
 interrupted run loses nothing that was finished; the temporary files of writes a
 kill cut short are removed first.
@@ -99,7 +100,7 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     remove_partial_writes(out, [s.student for s in subs])
     host.sweep_staging()  # what killed runs left in the temp folder
     done = {s.student: r.slim() for s in subs
-            if resume and (r := _finished(out / s.student)) is not None}
+            if resume and (r := _finished(out, s.student)) is not None}
     todo = [s for s in subs if s.student not in done]
     on_start(len(todo))
     results = list(done.values())
@@ -133,14 +134,19 @@ def _no_students(root: Path, skipped: list[str], grading: Grading) -> str:
             f"student id) holding {', '.join(grading.assignment.files)}, or one STUDENT.ipynb per student.")
 
 
-def _finished(folder: Path) -> StudentResult | None:
-    """The student's earlier result, unless there is none or the grader failed on them."""
+def _finished(out: Path, student: str) -> StudentResult | None:
+    """The student's earlier result, unless there is none or the grader failed on them.
+
+    The student is who the folder is named after, never what report.json says (its
+    copy of the id may have been cut to fit the report's size cap)."""
     try:
-        result = StudentResult.from_json(json.loads((folder / REPORT).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
+        result = StudentResult.from_json(json.loads(
+            (reports.student_folder(out, student) / REPORT).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
-    if any(note.startswith(_FAILED_NOTE) for note in result.notes):
+    if any(isinstance(note, str) and note.startswith(_FAILED_NOTE) for note in result.notes):
         return None  # not the student's doing (see _failed): grade them again
+    result.student = student
     return result
 
 
@@ -158,7 +164,7 @@ def remove_partial_writes(out: Path, students: list[str]) -> list[Path]:
     same time). Only the names a run writes are matched: ``out`` may be any folder.
     """
     removed = []
-    for folder in [out, *(out / s for s in students)]:
+    for folder in [out, *(reports.student_folder(out, s) for s in students)]:
         try:
             entries = list(os.scandir(folder))
         except OSError:  # not graded yet, or not a folder
@@ -212,7 +218,7 @@ def _grade_remote(todo: list[intake.Submission], out: Path, grading: Grading,
             if isinstance(result, str):
                 yield _failed(student, out, grading, result)
                 continue
-            write(result, out / student, grading, files)
+            write(result, reports.student_folder(out, student), grading, files)
             yield result
     finally:
         client.close()
@@ -267,7 +273,7 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
             result = grading.grade(sub, staging, uid)
     except Exception as exc:  # a grader bug: this student is reported, the batch goes on
         return _failed(sub.student, out, grading, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    write(result, out / sub.student, grading)
+    write(result, reports.student_folder(out, sub.student), grading)
     return result
 
 
@@ -295,5 +301,5 @@ def _failed(student: str, out: Path, grading: Grading, why: str, details: str = 
              for e in grading.assignment.exercises]
     result = StudentResult(student, tests, notes=[f"{_FAILED_NOTE}{why}"],
                            grader_errors=[f"{student}:\n{details or why}"])
-    write(result, out / student, grading)
+    write(result, reports.student_folder(out, student), grading)
     return result

@@ -26,6 +26,7 @@ class Canary:
     seconds: float
     problems: list[str] = field(default_factory=list)  # what broke, for the instructor
     hints: list[str] = field(default_factory=list)     # how to fix it
+    confinement: list[str] = field(default_factory=list)  # seccomp and memory cgroup, as the sandbox had them
 
     @property
     def full(self) -> bool:
@@ -58,6 +59,10 @@ def run(grading: Grading, uid: int | None = None) -> Canary:
         return Canary(False, "isolation: unknown", time.perf_counter() - started, [str(exc)],
                       sandbox.diagnose(uid) or ["run `grader doctor` for the details"])
     seconds = time.perf_counter() - started
+    from grader.worker.zygote import zygote_for
+
+    zygote = zygote_for(grading.settings.limits, grading.settings.sandbox, uid, grading.secrets)
+    confinement = [zygote.seccomp, zygote.memory]
     problems = [f"{t.name}: {t.status}: {t.feedback.splitlines()[0] if t.feedback else ''}"
                 for t in result.tests if t.status != "passed" and not result.grader_errors]
     problems += [f"hidden test failed: {bug}" for bug in result.grader_errors]
@@ -70,4 +75,4 @@ def run(grading: Grading, uid: int | None = None) -> Canary:
     if grading.settings.sandbox == "required" and result.isolation != "isolation: full":
         problems.append(f"--sandbox required, but the worker ran with {result.isolation}")
         hints.append("run `grader doctor` to see what full isolation needs here")
-    return Canary(not problems, result.isolation, seconds, problems, hints)
+    return Canary(not problems, result.isolation, seconds, problems, hints, confinement)

@@ -40,7 +40,7 @@ class Cause:
     part_size: int              # checks in that part, failed or not
 
     def title(self, names: Sequence[str]) -> str:
-        """``Part: all 7 checks fail for one reason`` / ``Part: dx (2-D input)``."""
+        """``<Part>: all 7 checks fail for one reason`` / ``<Part>: dx (2-D input)``."""
         if len(self.tests) == 1:
             return names[self.tests[0]]
         where = ", ".join(self.parts)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import stat
 import tarfile
@@ -39,6 +38,7 @@ from grader import canary, host, intake
 from grader.assignment import Assignment
 from grader.course import ClusterSettings, Settings
 from grader.grading import Grading
+from grader.intake.reading import HandinError, read_bytes, walk
 from grader.results import StudentResult
 
 PLUGIN = "grader"
@@ -206,26 +206,26 @@ def handin_files(sub: intake.Submission) -> tuple[dict[str, bytes], bool]:
     if sub.notebook is not None:
         return {sub.notebook.name: _read(sub.notebook, MAX_HANDIN_BYTES)}, True
     files, total = {}, 0
-    for path in sorted(sub.folder.rglob("*")):
+    for relative in sorted(walk(sub.folder).files):  # bounded: no recursion, no links, regular files only
+        path = sub.folder / relative
         try:
             st = path.lstat()
         except OSError:
             continue
-        if not stat.S_ISREG(st.st_mode) or any(p.startswith(".") for p in path.relative_to(sub.folder).parts):
+        if not stat.S_ISREG(st.st_mode) or any(p.startswith(".") for p in relative.parts):
             continue
         if total + st.st_size > MAX_HANDIN_BYTES:
             continue
-        files[path.relative_to(sub.folder).as_posix()] = _read(path, MAX_HANDIN_BYTES - total)
-        total += len(files[path.relative_to(sub.folder).as_posix()])
+        files[relative.as_posix()] = _read(path, MAX_HANDIN_BYTES - total)
+        total += len(files[relative.as_posix()])
     return files, False
 
 
 def _read(path: Path, limit: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            return b""
-        return fh.read(limit)
+    try:
+        return read_bytes(path, limit)[0]
+    except HandinError:  # not a regular file (any more): the worker's staging says what is missing
+        return b""
 
 
 def _write_files(folder: Path, files: dict[str, bytes]) -> None:

@@ -18,6 +18,7 @@ bad value is an error naming the key, never a failure of every student later.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import tomllib
@@ -36,6 +37,7 @@ SOLUTIONS = "solutions"
 RELEASES = "assignments"
 ENV = "GRADER_COURSE"
 SEED_HEX = r"^(0x)?[0-9a-fA-F]{1,64}$"
+GUESSABLE = 1 << 64  # a seed below this can be searched for; `grader init` writes 128 random bits
 
 
 class CourseError(ValueError):
@@ -110,8 +112,9 @@ class Settings:
 
     @property
     def public_seed(self) -> bool:
-        """True for the seed everybody can read in this package: inputs can be precomputed."""
-        return self.seed == DEFAULT_SEED
+        """True for the seed everybody can read in this package, or one short enough to find
+        by trying them all against the inputs a student sees: inputs can be precomputed."""
+        return self.seed == DEFAULT_SEED or self.seed < GUESSABLE
 
 
 def parse_settings(text: str, source: str = CONFIG) -> Settings:
@@ -204,10 +207,18 @@ class Course:
         return self._assignment(name)
 
     def recognize(self, handins: Path, sample: int = 20) -> str | None:
-        """The one assignment whose files (or notebook) the first hand-ins hold; None if
-        none or several do. Folder names and file names only: nothing is read."""
+        """The one assignment whose files (or notebook) the first hand-ins hold; None if none
+        or several do. Names only - a student's folder, or nbgrader's ``<student>/<id>/``
+        inside it - and, for a notebook, the files its cells say they belong to."""
         entries = sorted(p for p in Path(handins).iterdir() if not p.name.startswith("."))[:sample]
-        held = {p.name for e in entries if e.is_dir() for p in e.iterdir()} | {e.name for e in entries}
+        held, notebooks = set(), []
+        for entry in entries:
+            for found in [entry, *_below(entry), *(p for inner in _below(entry)[:20] for p in _below(inner))]:
+                held.add(found.name)
+                if found.suffix == ".ipynb" and not found.is_symlink() and found.is_file() and len(notebooks) < 5:
+                    notebooks.append(found)
+        for path in notebooks:
+            held |= _notebook_files(path)
         matches = []
         for name in self.names():
             a = self._assignment(name)
@@ -234,6 +245,27 @@ class Course:
     @cached_property
     def label(self) -> str:
         return str(self.root) if self.root else f"bundled with the grader ({self.solutions})"
+
+
+def _below(folder: Path) -> list[Path]:
+    """A folder's entries, hidden ones left out ([] for a file, a link or an unreadable folder);
+    a bounded number of names: a hand-in may hold anything."""
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        return [p for p in itertools.islice(folder.iterdir(), 1000) if not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _notebook_files(path: Path) -> set[str]:
+    """The file names a notebook's cells say they belong to (none if it cannot be read)."""
+    from grader.intake.notebook import NotebookError, declared_files, load
+
+    try:
+        return {Path(f).name for f in declared_files(load(path))}
+    except NotebookError:
+        return set()
 
 
 def bundled_solutions() -> Path | None:

@@ -72,6 +72,8 @@ def doctor_lines(course, assignments: list[str], measure: bool = False) -> list[
             proof = canary.Canary(False, "isolation: unknown", 0.0, [str(exc)], ["fix the hidden tests first"])
         proofs.append(proof)
         lines += [(f"{name}: {line}", proof.ok) for line in proof.report().splitlines()]
+    if proofs and proofs[0].confinement:  # what the canary's sandbox had: its own proof of each
+        lines += [(line, True) for line in proofs[0].confinement]
     if not all(p.ok for p in proofs):
         lines.append(("cannot grade here: nothing would be graded until the problem above is fixed", False))
     elif all(p.full for p in proofs):

@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from grader.intake.notebook import Extracted, extract_cells
+from grader.intake.notebook import Extracted, safe_extract
 from grader.results import StudentResult, points
 
 _graded: dict[str, StudentResult] = {}  # notebook digest -> result, for the other grade cells
@@ -74,9 +74,10 @@ def located(data: bytes, assignment) -> Extracted | None:
     import json
 
     try:
-        return extract_cells(json.loads(data.decode("utf-8-sig")), assignment)
-    except (ValueError, TypeError, AttributeError):
+        nb = json.loads(data.decode("utf-8-sig"))
+    except Exception:  # noqa: BLE001 - the student's notebook: not even JSON
         return None
+    return safe_extract(nb, assignment) if isinstance(nb, dict) else None
 
 
 def notebook_path(preferred: str) -> Path | None:

@@ -2,12 +2,17 @@
 
 Layout written by the pipeline (``folder`` arguments are chosen by the caller)::
 
-    REPORTS/grades.csv                 one row per student (write_grades_csv)
-    REPORTS/class.html, class.md       class statistics (write_class_report)
-    REPORTS/<student>/report.json      StudentResult.to_json() (write_student)
-    REPORTS/<student>/report.md        readable report (Markdown)
-    REPORTS/<student>/report.html      readable report (standalone HTML, no JS)
-    REPORTS/<student>/results.json     Gradescope autograder format
+    REPORTS/grades.csv                          one row per student (write_grades_csv)
+    REPORTS/class.html, class.md                class statistics (write_class_report)
+    REPORTS/grader-errors.log                   the grader's own failures, if any
+    REPORTS/students/<student>/report.json      StudentResult.to_json() (write_student)
+    REPORTS/students/<student>/report.md        readable report (Markdown)
+    REPORTS/students/<student>/report.html      readable report (standalone HTML, no JS)
+    REPORTS/students/<student>/results.json     Gradescope autograder format
+
+Student reports have a namespace of their own (``student_folder``): a student id is a
+folder name in the submissions, so it may be anything a class-level file is called
+(``grades.csv``, ``class.html``); and the folder's name *is* the id, for ``--resume`` too.
 
 Everything is deterministic (same results -> same bytes), every file is written
 atomically, and each per-student file stays under ``REPORT_CAP`` bytes however much a
@@ -197,11 +202,11 @@ class _Budget:
     feedback: int = 96 * 1024  # all tests' feedback together
     notes: int = 8 * 1024  # all submission-level notes together
     text: int = 512  # each name, part, misconception id, isolation line
-    student: int = 256  # the student id
+    student: int = 512  # the student id: never cut in practice (ids are at most 100 characters)
 
     def scaled(self, factor: float) -> _Budget:
-        return _Budget(*(max(64, int(v * factor)) for v in
-                         (self.output, self.feedback, self.notes, self.text, self.student)))
+        return _Budget(*(max(64, int(v * factor)) for v in (self.output, self.feedback, self.notes, self.text)),
+                       self.student)
 
 
 def cap_result(result: StudentResult, budget: _Budget | None = None) -> StudentResult:
@@ -233,7 +238,9 @@ def cap_result(result: StudentResult, budget: _Budget | None = None) -> StudentR
 # ----------------------------------------------------------------- display helpers
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls (a terminal reads U+009B as CSI, like ESC [) and the bidi overrides
+# that make a line read other than it is
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def display_text(text: str) -> str:
@@ -247,19 +254,22 @@ def display_text(text: str) -> str:
     return _CONTROL.sub("\ufffd", text)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~$])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~$@])")
 _MD_LINE_START = re.compile(r"^(\s*)(\d*)([#+\-=>.)])")
+_MD_AUTOLINK = re.compile(r"(?i)(?<=www)\.|(?<=[a-z0-9+.-]):(?=//)")
 
 
 def md_inline(text: object) -> str:
     """Escape text for Markdown prose or table cells (CommonMark backslash escapes).
 
     Escapes what could start emphasis, code, links, raw HTML, entities, table cells or
-    maths, plus a block marker (``#``, ``-``, ``1.``) at the start; the rest stays
-    readable in the raw file.
+    maths, plus a block marker (``#``, ``-``, ``1.``) at the start, and what GitHub's
+    Markdown turns into a link on its own (``www.x``, ``a@b.c``, ``scheme://``); the rest
+    stays readable in the raw file.
     """
     s = display_text(str(text)).replace("\n", " ").replace("\t", " ")
     s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_AUTOLINK.sub(lambda m: "\\" + m[0], s)
     return _MD_LINE_START.sub(lambda m: f"{m[1]}{m[2]}\\{m[3]}", s)
 
 
@@ -271,9 +281,18 @@ def md_fence(text: str) -> str:
     return f"{fence}text\n{body}\n{fence}"
 
 
+STUDENTS = "students"
+"""The folder of REPORTS that holds one folder per student, named by the student id."""
+
+
+def student_folder(out: Path, student: str) -> Path:
+    """Where ``student``'s reports are in the reports folder ``out``."""
+    return Path(out) / STUDENTS / student
+
+
 def student_link(student: str) -> str:
     """Relative link from the class report to a student's report.html."""
-    return "./" + quote(student, safe="") + "/report.html"
+    return f"./{STUDENTS}/" + quote(student, safe="") + "/report.html"
 
 
 def _env() -> jinja2.Environment:
@@ -507,12 +526,22 @@ def write_grades_csv(results: Sequence[StudentResult], parts: Sequence[str], pat
     columns = _columns(results, parts)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["student", "score", "max_score", *columns])
+    writer.writerow(["student", "score", "max_score", *map(csv_text, columns)])
     for r in _sorted(results):
         got = r.parts()
-        writer.writerow([r.student, fmt_points(r.score), fmt_points(r.max_score),
+        writer.writerow([csv_text(r.student), fmt_points(r.score), fmt_points(r.max_score),
                          *(fmt_points(got.get(p, {}).get("score", 0.0)) for p in columns)])
     atomic_write(Path(path), buf.getvalue())
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula (``= + - @``,
+    or a tab or line break before one) gets a leading ``'``, as OWASP advises. Numbers are
+    written by ``fmt_points`` and never pass through here."""
+    return f"'{text}" if text.startswith(_FORMULA) else text
 
 
 # --------------------------------------------------------------------- class report
@@ -681,7 +710,7 @@ def write_class_report(results: Sequence[StudentResult], parts: Sequence[str], f
                        *, hints: Mapping[str, str] | None = None, title: str = "") -> None:
     """Write class.html and class.md into ``folder``.
 
-    Links point to ``<folder>/<student>/report.html`` (student ids URL-quoted).
+    Links point to ``<folder>/students/<student>/report.html`` (student ids URL-quoted).
     """
     view = _class_view(results, parts, dict(hints or {}))
     folder = Path(folder)

@@ -443,8 +443,10 @@ def _bwrap_argv(bwrap: str, worker: str, submission: str, limits: Limits, uid: i
     mounts = _Mounts()
     mounts.bind("/usr", "/usr")
     mounts.args += _root_links()
-    mounts.args += ["--proc", "/proc", "--dev", "/dev"]
-    mounts.kinds.update({"/proc": "empty", "/dev": "empty"})
+    # /dev/mqueue: the IPC namespace's POSIX message queues, as files the worker can list
+    # and remove after each student (they outlive their processes, like SysV IPC)
+    mounts.args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue"]
+    mounts.kinds.update({"/proc": "empty", "/dev": "empty", "/dev/mqueue": "empty"})
     mounts.tmpfs("/tmp", perms="1777", size=limits.tmp_mb << 20)
     roots = _python_roots()
     for root in roots:

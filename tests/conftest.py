@@ -2,6 +2,7 @@
 and grading them for real (the real sandbox, the real hidden tests run by pytest)."""
 from __future__ import annotations
 
+import json
 import sys
 import sysconfig
 from pathlib import Path
@@ -23,6 +24,8 @@ COURSE = course.find(REPO)
 BACKPROP = COURSE.assignment("backprop")
 SOLUTIONS = BACKPROP.folder
 RELEASE = REPO / "assignments" / "backprop"
+DELTARULE = COURSE.assignment("deltarule")
+CONVNET = COURSE.assignment("convnet")
 FULL = BACKPROP.max_points  # a correct hand-in's score
 
 
@@ -93,3 +96,47 @@ def execute_notebook(nb, folder: Path, timeout: int = 120):
 
 def part_scores(result: StudentResult) -> dict[str, float]:
     return {part: totals["score"] for part, totals in result.parts().items()}
+
+
+def report_of(out: Path, student: str) -> dict:
+    """A graded student's report.json (a notebook hand-in reports under its stem)."""
+    from grader.reports import student_folder
+
+    return json.loads((student_folder(out, student.removesuffix(".ipynb")) / "report.json").read_text())
+
+
+def part_mismatches(out: Path, expected: dict) -> list[str]:
+    """Where the reports' part scores differ from EXPECTED.json's "full" / "partial" / "zero"."""
+    wrong = []
+    for student, parts in expected.items():
+        got = report_of(out, student)["parts"]
+        for part, verdict in parts.items():
+            verdict = verdict if isinstance(verdict, str) else verdict[0]
+            score, maximum = got[part]["score"], got[part]["max_score"]
+            actual = "full" if score == maximum else "zero" if score == 0 else "partial"
+            if actual != verdict:
+                wrong.append(f"{student} {part}: {actual} ({score}/{maximum}), expected {verdict}")
+    return wrong
+
+
+def leaks(out: Path, students, handins: Path, assignment) -> list:
+    """Lines of the solution or of the hidden tests found in a student's reports (the lines
+    of their own files aside: their tracebacks quote them)."""
+    from grader.authoring import release
+    from grader.reports import student_folder
+
+    secret = set()
+    for path in assignment.folder.glob("*.py"):
+        secret |= release.solution_lines(path.read_text())
+    for path in assignment.hidden.rglob("*.py"):
+        for line in path.read_text().splitlines():
+            code = line.strip()
+            if len(code) > 20 and not code.startswith(('"', "'", "#", "from ", "import ")):
+                secret.add(code)
+    found = []
+    for student in students:
+        own = {line.strip() for f in (handins / student).glob("*.py") for line in f.read_text().splitlines()}
+        for name in ("report.json", "report.md", "report.html", "results.json"):
+            text = (student_folder(out, student.removesuffix(".ipynb")) / name).read_text()
+            found += [(student, name, line) for line in secret - own if line in text]
+    return found

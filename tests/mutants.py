@@ -6,6 +6,8 @@ marker-stripped solution file (the ``### BEGIN/END SOLUTION`` lines removed, as 
 student sees the finished file); edits are applied in order and each old text must
 occur exactly once in the file at the time it is applied. ``build`` writes the three
 files of one mutant into a folder, ready to be graded like a student's hand-in.
+``Mutants`` does the same for any assignment (``tests/mutants_deltarule.py``,
+``tests/mutants_convnet.py``).
 
 Where the seed notes in /work/shared/seeds/ show a mistake, the mutant copies it
 (``seed 000`` etc. in the comments). Some mutants make a backward pass *raise* on
@@ -13,13 +15,14 @@ non-square shapes instead of returning wrong numbers (``np.dot`` refuses to mult
 misaligned matrices): that is what the student would see too.
 
 Not a test file (pytest does not collect it); tests import it. Run it directly for a
-self-check: ``python tests/mutants.py``.
+self-check: ``python tests/mutants.py`` (every assignment's mutants).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions" / "backprop"
+SYNTAX_ERROR = "syntax-error"  # the one mutant whose edited file does not compile
 FILES = ("layers.py", "two_layer_net.py", "buy_apple_orange.py")
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -277,59 +280,75 @@ def strip_markers(text: str) -> str:
                    if line.strip() not in MARKERS)
 
 
-def reference_sources() -> dict[str, str]:
-    """``{file name: marker-stripped solution source}``."""
-    return {name: strip_markers((SOLUTIONS / name).read_text(encoding="utf-8"))
-            for name in FILES}
+class Mutants:
+    """One assignment's buggy hand-ins: ``edits`` maps a misconception id to its source edits."""
 
+    def __init__(self, solutions: Path, files: tuple[str, ...], edits: dict[str, list[tuple[str, str, str]]]):
+        self.solutions, self.files, self.edits = solutions, files, edits
 
-def mutated_sources(misconception_id: str) -> dict[str, str]:
-    """``{file name: source}`` of one mutant; every edit must hit exactly once."""
-    if misconception_id not in MUTANTS:
-        raise KeyError(f"unknown misconception id {misconception_id!r}")
-    sources = reference_sources()
-    for file_name, old, new in MUTANTS[misconception_id]:
-        count = sources[file_name].count(old)
-        assert count == 1, (
-            f"{misconception_id}: {file_name} holds {count} copies of {old!r} (expected 1)")
-        sources[file_name] = sources[file_name].replace(old, new)
-    return sources
+    def reference_sources(self) -> dict[str, str]:
+        """``{file name: marker-stripped solution source}``."""
+        return {name: strip_markers((self.solutions / name).read_text(encoding="utf-8")) for name in self.files}
 
+    def mutated_sources(self, misconception_id: str) -> dict[str, str]:
+        """``{file name: source}`` of one mutant; every edit must hit exactly once."""
+        if misconception_id not in self.edits:
+            raise KeyError(f"unknown misconception id {misconception_id!r}")
+        sources = self.reference_sources()
+        for file_name, old, new in self.edits[misconception_id]:
+            count = sources[file_name].count(old)
+            assert count == 1, (
+                f"{misconception_id}: {file_name} holds {count} copies of {old!r} (expected 1)")
+            sources[file_name] = sources[file_name].replace(old, new)
+        return sources
 
-def build(misconception_id: str, folder: Path) -> Path:
-    """Write the three files of mutant ``misconception_id`` into ``folder``; return it."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in mutated_sources(misconception_id).items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
+    def build(self, misconception_id: str, folder: Path) -> Path:
+        """Write the files of mutant ``misconception_id`` into ``folder``; return it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in self.mutated_sources(misconception_id).items():
+            (folder / name).write_text(text, encoding="utf-8")
+        return folder
 
-
-def _self_check() -> int:
-    import tempfile
-
-    reference = reference_sources()
-    problems = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for mutant_id, edits in MUTANTS.items():
-            folder = build(mutant_id, Path(tmp) / mutant_id)
+    def problems(self, tmp: Path) -> list[str]:
+        """Each mutant changes exactly the files it edits, and they compile (but the syntax error)."""
+        reference, found = self.reference_sources(), []
+        for mutant_id, edits in self.edits.items():
+            folder = self.build(mutant_id, tmp / mutant_id)
             touched = {file_name for file_name, _, _ in edits}
-            for name in FILES:
+            for name in self.files:
                 text = (folder / name).read_text(encoding="utf-8")
                 if (text != reference[name]) != (name in touched):
-                    problems.append(f"{mutant_id}: {name} "
-                                    f"{'unchanged' if name in touched else 'changed'}")
+                    found.append(f"{mutant_id}: {name} {'unchanged' if name in touched else 'changed'}")
                 try:
                     compile(text, str(folder / name), "exec")
                     compiles = True
                 except SyntaxError:
                     compiles = False
-                if compiles != (mutant_id != "syntax-error" or name != "layers.py"):
-                    problems.append(f"{mutant_id}: {name} compiles={compiles}")
+                if compiles != (mutant_id != SYNTAX_ERROR or name not in touched):
+                    found.append(f"{mutant_id}: {name} compiles={compiles}")
             print(f"{mutant_id:32} {', '.join(sorted(touched))}")
+        return found
+
+
+BACKPROP = Mutants(SOLUTIONS, FILES, MUTANTS)
+reference_sources, mutated_sources, build = BACKPROP.reference_sources, BACKPROP.mutated_sources, BACKPROP.build
+
+
+def _self_check() -> int:
+    import tempfile
+
+    import mutants_convnet
+    import mutants_deltarule
+
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for each in (BACKPROP, mutants_deltarule.DELTARULE, mutants_convnet.CONVNET):
+            problems += each.problems(Path(tmp) / each.solutions.name)
+            print(f"{each.solutions.name}: {len(each.edits)} mutants")
     for problem in problems:
         print("PROBLEM:", problem)
-    print(f"{len(MUTANTS)} mutants, {len(problems)} problems")
+    print(f"{len(problems)} problems")
     return 1 if problems else 0
 
 

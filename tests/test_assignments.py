@@ -72,8 +72,8 @@ def test_one_installation_grades_two_assignments(course, tmp_path):
     # ran before it), and the seeded mask is the same in every call the protocol compares
     assert {s: float(r["score"]) for s, r in got.items()} == {"good": 6.0, "nomask": 4.0, "remask": 3.0}
     assert list(got["good"])[3:] == ["Dropout"]
-    assert "Dropout (test assignment)" in (tmp_path / "dropout" / "good" / "report.html").read_text()
-    named = json.loads((tmp_path / "dropout" / "nomask" / "report.json").read_text())
+    assert "Dropout (test assignment)" in (tmp_path / "dropout" / "students" / "good" / "report.html").read_text()
+    named = json.loads((tmp_path / "dropout" / "students" / "nomask" / "report.json").read_text())
     assert "mask-ignored" in {t["misconception"] for t in named["tests"]}
 
     backprop = tmp_path / "backprop-class"
@@ -161,6 +161,17 @@ def test_select_passes_k_to_pytest(course, tmp_path):
     assert done.returncode == 0, done.stderr
     row = grades(tmp_path / "out")["db-mean"]
     assert float(row["max_score"]) == AFFINE.max_points and float(row["score"]) == AFFINE.max_points - 3
+
+
+def test_select_matching_nothing_is_a_usage_error_naming_the_tests(course, tmp_path):
+    subs = tmp_path / "class"
+    shutil.copytree(CLASS / "db-mean", subs / "db-mean")
+    done = grader("grade", subs, "--out", tmp_path / "out", "--assignment", "backprop",
+                  "--select", "db-mean", cwd=course)
+    assert done.returncode == 2, done.stderr
+    assert "--select 'db-mean' matches none of the hidden tests" in done.stderr
+    assert "test_exercise[Affine]" in done.stderr and "canary" not in done.stderr
+    assert not (tmp_path / "out" / "db-mean").exists()
 
 
 def test_instructor_assert_messages_reach_students_not_the_explanation(course, tmp_path):

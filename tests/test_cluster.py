@@ -21,6 +21,8 @@ from conftest import GRADER, REPO, SOLUTIONS
 
 pytest.importorskip("distributed", reason="the [cluster] extra is not installed (pip install -e '.[cluster]')")
 
+from grader.reports import student_folder  # noqa: E402
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 CLASS = REPO / "examples" / "class"
 
@@ -121,7 +123,7 @@ def test_grades_on_the_cluster_equal_local_grades(cluster, local, tmp_path):
     done = grade(CLASS, "--out", tmp_path / "out", "--scheduler", cluster.address)
     assert done.returncode == 0, done.stderr
     assert rows(tmp_path / "out") == rows(local)
-    report = json.loads((tmp_path / "out" / "ada-book" / "report.json").read_text())
+    report = json.loads((student_folder(tmp_path / "out", "ada-book") / "report.json").read_text())
     graded_on = [n for n in report["notes"] if n.startswith("Graded on tcp://")]
     assert graded_on and "(isolation: full)" in graded_on[0], report["notes"]
     assert "run by every cluster worker" in done.stderr
@@ -132,7 +134,7 @@ def test_a_worker_killed_mid_batch_loses_nobody(cluster, local, tmp_path):
     run = subprocess.Popen([*GRADER, "grade", str(CLASS), "--out", str(out), "--scheduler", cluster.address],
                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not any(out.glob("*/report.json")) and time.monotonic() < deadline:
+    while not any(out.glob("students/*/report.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
     victims = cluster.worker_pids()
     assert victims, "no grading process found to kill"
@@ -152,7 +154,7 @@ def test_a_scheduler_that_goes_away_stops_the_run_and_resume_ends_it(local, tmp_
         run = subprocess.Popen([*GRADER, "grade", str(CLASS), "--out", str(out), "--scheduler", first.address],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while len(list(out.glob("*/report.json"))) < 3 and time.monotonic() < deadline:
+        while len(list(out.glob("students/*/report.json"))) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.killpg(first.scheduler.pid, signal.SIGKILL)
         _, stderr = run.communicate(timeout=300)
@@ -189,7 +191,7 @@ def test_a_worker_without_full_isolation_takes_no_work_unless_allowed(tmp_path):
     assert refused.returncode == 3, refused.stderr
     assert "cannot grade" in (tmp_path / "r1" / "grader-errors.log").read_text()
     assert allowed.returncode == 0, allowed.stderr
-    report = json.loads((tmp_path / "r2" / "ada-book" / "report.json").read_text())
+    report = json.loads((student_folder(tmp_path / "r2", "ada-book") / "report.json").read_text())
     assert "isolation: reduced" in report["isolation"]
 
 

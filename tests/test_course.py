@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SOLUTIONS
+from conftest import COURSE, REPO, SOLUTIONS
 
 from grader import course
 from grader.assignment import Assignment, AssignmentError
 from grader.cli.common import CANNOT_GRADE, GRADER_FAILURES, USAGE
+from grader.reports import student_folder
 
 CLASS = REPO / "examples" / "class"
+README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -40,7 +42,8 @@ def test_settings_read_every_key():
                                 '[limits]\ncall_seconds = 2.5\n')
     assert (got.seed, got.sandbox, got.assignment, got.limits.call_seconds, got.limits.memory_mb) == \
         (255, "off", "a1", 2.5, 1024)
-    assert course.Settings().public_seed and not got.public_seed
+    assert course.Settings().public_seed and got.public_seed, "the default, and 8 bits, are no secret"
+    assert not course.parse_settings(f'seed = "{"5f" * 16}"').public_seed
 
 
 # --- finding the course ------------------------------------------------------------------------
@@ -54,6 +57,33 @@ def test_the_course_is_found_from_the_working_directory(tmp_path):
     assert found.assignment().name == "hw1"
     assert found.release_dir("hw1") == tmp_path.resolve() / "assignments" / "hw1"
     assert set(found.secrets()) == {tmp_path.resolve() / "solutions", tmp_path.resolve() / "course.toml"}
+
+
+def test_the_assignment_is_recognized_from_files_notebooks_and_nbgrader_folders(tmp_path):
+    """With several assignments and none named: a student's files, the files a notebook's cells
+    belong to (whatever it is called), or nbgrader's submitted/<student>/<id>/<notebook>."""
+    from grader.authoring import notebook
+
+    repo = course.find(REPO)
+    assert len(repo.names()) >= 2
+    for name in ("backprop", "deltarule"):
+        a = repo.assignment(name)
+        (tmp_path / name / "files" / "ann").mkdir(parents=True)
+        for f in a.files:
+            (tmp_path / name / "files" / "ann" / f).write_text("")
+        (tmp_path / name / "loose").mkdir()
+        (tmp_path / name / "loose" / "bob.ipynb").write_text(notebook.dumps(notebook.student_notebook(a)))
+        (tmp_path / name / "nbgrader" / "cy" / name).mkdir(parents=True)
+        shutil.copy(tmp_path / name / "loose" / "bob.ipynb",
+                    tmp_path / name / "nbgrader" / "cy" / name / a.notebook)
+        for layout in ("files", "loose", "nbgrader"):
+            assert repo.recognize(tmp_path / name / layout) == name, (name, layout)
+            assert repo.assignment(handins=tmp_path / name / layout).name == name
+    shutil.copytree(tmp_path / "backprop" / "files" / "ann", tmp_path / "deltarule" / "files" / "dan")
+    assert repo.recognize(tmp_path / "deltarule" / "files") is None  # two assignments' files: ask
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(course.CourseError, match="name one with --assignment"):
+        repo.assignment(handins=tmp_path / "empty")
 
 
 def test_without_a_course_the_bundled_one_is_used_read_only(tmp_path, monkeypatch):
@@ -92,7 +122,7 @@ def test_exit_codes_are_documented():
 
 def test_no_students_is_an_error_with_a_hint(tmp_path):
     (tmp_path / "empty").mkdir()
-    done = grader("grade", tmp_path / "empty", "--out", tmp_path / "r", cwd=REPO)
+    done = grader("grade", tmp_path / "empty", "--out", tmp_path / "r", "--assignment", "backprop", cwd=REPO)
     assert done.returncode == USAGE and "no students found" in done.stderr and "is empty" in done.stderr
     one = CLASS / "ada-book"  # one student's folder, passed by mistake
     done = grader("grade", one, "--out", tmp_path / "r", cwd=REPO)
@@ -115,6 +145,23 @@ def test_init_makes_a_course_with_a_private_seed(tmp_path):
     assert not (tmp_path / "c" / "assignments" / "backprop" / "hidden").exists()
     again = grader("init", tmp_path / "c", cwd=tmp_path)
     assert again.returncode == USAGE and "already exists" in again.stderr
+
+
+def test_init_writes_a_random_private_seed_and_the_public_one_warns(tmp_path):
+    for name in ("a", "b"):
+        assert grader("init", tmp_path / name, cwd=tmp_path).returncode == 0
+    seeds = [course.load_settings(tmp_path / name / "course.toml").seed for name in ("a", "b")]
+    assert seeds[0] != seeds[1] and all(s.bit_length() > 96 for s in seeds), "128 random bits each"
+    assert all(s.hex() not in README for s in map(lambda n: n.to_bytes(16, "big"), seeds))
+    assert oct((tmp_path / "a" / "course.toml").stat().st_mode & 0o777) == oct(0o600), "readable by its owner only"
+    shutil.copytree(CLASS / "db-mean", tmp_path / "class" / "db-mean")
+    public = grader("grade", tmp_path / "class", "--out", tmp_path / "r1", cwd=tmp_path)  # the bundled course
+    private = grader("grade", tmp_path / "class", "--out", tmp_path / "r2", cwd=tmp_path / "a")
+    assert public.returncode == private.returncode == 0, public.stderr + private.stderr
+    assert "warning: grading with a public or guessable seed" in " ".join(public.stderr.split())
+    assert "seed" not in private.stderr, private.stderr
+    (tmp_path / "a" / "course.toml").write_text("seed = 4242\n")  # short: found by trying them all
+    assert course.load_settings(tmp_path / "a" / "course.toml").public_seed
 
 
 def test_new_scaffolds_an_assignment_from_a_reference(tmp_path):
@@ -166,6 +213,8 @@ def test_doctor_says_full_only_after_the_canary(tmp_path):
     canary = next(i for i, line in enumerate(lines) if "canary: the reference solution scored" in line)
     full = [i for i, line in enumerate(lines) if line.startswith("isolation: full")]
     assert all(i > canary for i in full)
+    for name in COURSE.names():  # every assignment of the course is proven
+        assert f"{name}: canary: the reference solution scored full marks" in done.stdout, done.stdout
 
 
 FRAGILE = """import numpy as np
@@ -206,7 +255,8 @@ def test_sandbox_required_is_decided_by_the_canary(tmp_path):
     required = grader("grade", tmp_path / "class", "--out", tmp_path / "r1", "--sandbox", "required", cwd=REPO,
                       env=env)
     assert required.returncode == CANNOT_GRADE and "full isolation required" in required.stderr, required.stderr
-    assert not (tmp_path / "r1" / "db-mean").exists()
+    assert not student_folder(tmp_path / "r1", "db-mean").exists()
     auto = grader("grade", tmp_path / "class", "--out", tmp_path / "r2", cwd=REPO, env=env)
     assert auto.returncode == 0, auto.stderr
-    assert "isolation: reduced (bubblewrap not found" in (tmp_path / "r2" / "db-mean" / "report.md").read_text()
+    page = (student_folder(tmp_path / "r2", "db-mean") / "report.md").read_text()
+    assert "isolation: reduced (bubblewrap not found" in page

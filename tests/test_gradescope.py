@@ -19,10 +19,10 @@ pytestmark = pytest.mark.sandbox
 CLASS = REPO / "examples" / "class"
 
 
-def autograder(tmp_path: Path, *build_args: str, cwd: Path = REPO) -> Path:
+def autograder(tmp_path: Path, *build_args: str, cwd: Path = REPO, assignment: str = "backprop") -> Path:
     """/autograder laid out as Gradescope does, with our zip unpacked into source/."""
     root = tmp_path / "autograder"
-    done = subprocess.run([*GRADER, "gradescope", "build", "--assignment", "backprop", "--out",
+    done = subprocess.run([*GRADER, "gradescope", "build", "--assignment", assignment, "--out",
                            str(tmp_path / "autograder.zip"), *build_args], cwd=cwd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     with zipfile.ZipFile(tmp_path / "autograder.zip") as archive:

@@ -12,10 +12,10 @@ import re
 import subprocess
 
 import pytest
-from conftest import BACKPROP, GRADER, REPO, SOLUTIONS
+from conftest import BACKPROP, GRADER, REPO, leaks, part_mismatches
 
-from grader.authoring import release
 from grader.judging.misconceptions import catalogue
+from grader.reports import student_folder
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def graded(tmp_path_factory):
 
 
 def report(out, student) -> dict:
-    return json.loads((out / student / "report.json").read_text())
+    return json.loads((student_folder(out, student) / "report.json").read_text())
 
 
 def test_batch_completes_with_every_report(graded):
@@ -42,7 +42,7 @@ def test_batch_completes_with_every_report(graded):
     assert proc.returncode == 0, proc.stderr
     for student in EXPECTED:
         for name in ("report.json", "report.md", "report.html", "results.json"):
-            assert (out / student / name).stat().st_size > 0, (student, name)
+            assert (student_folder(out, student) / name).stat().st_size > 0, (student, name)
     assert "isolation: full" in proc.stderr
     assert re.search(r"\d+ students: mean \d+(\.\d)?/94, median \d+(\.\d)?,", proc.stdout), proc.stdout
     assert "ada-book" in proc.stdout  # the summary table
@@ -62,15 +62,7 @@ def test_grades_csv_contract(graded):
 
 def test_each_part_scores_as_a_careful_grader_would(graded):
     _, out = graded
-    wrong = []
-    for student, parts in EXPECTED.items():
-        got = report(out, student)["parts"]
-        for part, expected in parts.items():
-            verdict = expected if isinstance(expected, str) else expected[0]
-            score, maximum = got[part]["score"], got[part]["max_score"]
-            actual = "full" if score == maximum else "zero" if score == 0 else "partial"
-            if actual != verdict:
-                wrong.append(f"{student} {part}: {actual} ({score}/{maximum}), expected {verdict}")
+    wrong = part_mismatches(out, EXPECTED)
     assert not wrong, "\n".join(wrong)
 
 
@@ -137,7 +129,7 @@ def test_a_duplicated_class_is_one_card_and_fix_first_leads(graded):
     """seed-000 (MulLayer defined twice, SoftmaxWithLoss reading self.x): 39 failed checks, a
     handful of causes; the first thing in the report is what to fix first."""
     _, out = graded
-    md = (out / "seed-000" / "report.md").read_text()
+    md = (student_folder(out, "seed-000") / "report.md").read_text()
     cards = re.findall(r"^### \d+\. .*$", md, re.M)
     failed = sum(t["status"] != "passed" for t in report(out, "seed-000")["tests"])
     assert failed > 30 and len(cards) <= 8, cards
@@ -162,21 +154,8 @@ def test_the_class_report_points_the_lecture_at_mistakes_and_students(graded):
 
 def test_feedback_never_shows_solution_or_hidden_test_code(graded):
     _, out = graded
-    secret = set()
-    for path in SOLUTIONS.glob("*.py"):
-        secret |= release.solution_lines(path.read_text())
-    for path in (SOLUTIONS / "hidden").rglob("*.py"):
-        for line in path.read_text().splitlines():
-            code = line.strip()
-            if len(code) > 20 and not code.startswith(('"', "'", "#", "from ", "import ")):
-                secret.add(code)
-    for student in EXPECTED:
-        own = {line.strip() for f in (CLASS / student).glob("*.py")
-               for line in f.read_text().splitlines()}  # their tracebacks quote their own code
-        for name in ("report.json", "report.md", "report.html", "results.json"):
-            text = (out / student / name).read_text()
-            leaked = [line for line in secret - own if line in text]
-            assert not leaked, (student, name, leaked[:3])
+    leaked = leaks(out, EXPECTED, CLASS, BACKPROP)
+    assert not leaked, leaked[:3]
 
 
 def test_same_submission_same_score(graded, tmp_path):

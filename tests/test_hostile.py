@@ -59,7 +59,7 @@ from hostile.procs import kill_group
 
 from grader import sandbox
 from grader.batch import grade_class
-from grader.reports import REPORT_CAP
+from grader.reports import REPORT_CAP, student_folder
 from grader.sandbox import WORKER_UID, Limits
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -270,7 +270,7 @@ def hashes(root: Path) -> dict[str, str]:
 
 
 def report(out: Path, student: str) -> dict:
-    return json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+    return json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
 
 
 def items(rep: dict) -> dict[str, dict]:
@@ -343,7 +343,7 @@ def test_the_batch_completes_with_every_report(batch):
     students = sorted([*HONEST, *IN_BATCH])
     for student in students:
         for name in ("report.json", "report.md", "report.html", "results.json"):
-            path = batch.out / student / name
+            path = student_folder(batch.out, student) / name
             assert path.is_file() and path.stat().st_size > 0, f"{student}: {name} missing"
             assert path.stat().st_size <= REPORT_CAP, f"{student}: {name} is over REPORT_CAP"
         assert batch.report(student)["student"] == student
@@ -360,8 +360,8 @@ def test_the_batch_completes_with_every_report(batch):
 
 def test_honest_students_get_exactly_their_normal_report(batch):
     for student in HONEST:
-        alone = (batch.clean_out / student / "report.json").read_bytes()
-        beside_attackers = (batch.out / student / "report.json").read_bytes()
+        alone = (student_folder(batch.clean_out, student) / "report.json").read_bytes()
+        beside_attackers = (student_folder(batch.out, student) / "report.json").read_bytes()
         assert beside_attackers == alone, f"{student}: graded beside attackers, the report changed"
 
 
@@ -404,7 +404,7 @@ def test_output_flood_is_capped_and_reports_stay_small(batch):
     assert output.startswith("flood"), output[:100]
     assert len(output.encode()) <= COURSE.settings.limits.output_bytes + 200, len(output.encode())
     assert re.search(r"\b(19\d|20\d)\d{6} more bytes", output), output[-200:]  # ~200 MB dropped
-    total = sum(p.stat().st_size for p in (batch.out / "output-flood").iterdir())
+    total = sum(p.stat().st_size for p in student_folder(batch.out, "output-flood").iterdir())
     assert total <= 4 * REPORT_CAP
     assert (batch.out / "class.html").stat().st_size < 2 * REPORT_CAP
 
@@ -467,7 +467,7 @@ def test_files_outside_the_submissions_are_untouched(batch, host):
     inside_tmp = {p for p in found if p.startswith("/tmp/") and not p.startswith(base)}
     succeeded = {p for p, how in found.items() if not how.startswith("failed")}
     assert succeeded <= inside_tmp, f"writes outside the sandbox's private /tmp: {succeeded - inside_tmp}"
-    victim = json.loads((batch.out / "honest-ref" / "report.json").read_text())
+    victim = json.loads((student_folder(batch.out, "honest-ref") / "report.json").read_text())
     assert victim["score"] == FULL and victim["student"] == "honest-ref"
     rows = {}
     for folder in (batch.out, batch.clean_out):
@@ -537,34 +537,127 @@ def shared_memory(tmp_path_factory, host) -> dict:
     grade_class(root, out, COURSE, jobs=2,
                 on_done=lambda r: held.__setitem__(r.student, _shmem_mb() - before))
     freed = not wait_for(lambda: _shmem_mb() - before > 256, 5)
-    found = A.reports(report(out, "shared-memory").get("output", "")).get("shm", [{}])[0]
+    found = A.reports(report(out, "shared-memory").get("output", "")).get("shm", [{}])[-1]
     return {"held": held, "freed": freed, "made_mb": found.get("mb", 0),
             "honest": report(out, "honest-ref")["score"]}
 
 
 def test_shared_memory_is_freed_when_the_batch_ends(shared_memory):
-    assert shared_memory["made_mb"] >= 1024, "the attack did not get its memory: the checks would be blind"
+    _not_blind(shared_memory)
     assert shared_memory["freed"], "the submission's shared memory outlived the whole batch"
     assert shared_memory["honest"] == FULL
 
 
+def _not_blind(shared_memory: dict) -> None:
+    """The attack got its 1.5 GB, or a memory cgroup stopped it at memory_mb (which it must)."""
+    from grader import cgroups
+
+    made, limit = shared_memory["made_mb"], COURSE.settings.limits.memory_mb
+    if cgroups.support().ok:
+        assert 0 < made <= limit, f"{made} MB of shared memory held with memory_mb = {limit}"
+    elif made < 1024:
+        pytest.fail("the attack did not get its memory: the checks would be blind")
+
+
 def test_shared_memory_is_released_when_its_grading_ends(shared_memory):
-    if shared_memory["made_mb"] < 1024:
-        pytest.fail("the attack did not get its memory: the check would be blind")
+    _not_blind(shared_memory)
     held = shared_memory["held"]["shared-memory"]
     assert held < 256, f"{held} MB of the submission's shared memory outlived its grading"
 
 
 def test_nothing_a_student_leaves_reaches_the_next_one(tmp_path, host):
+    """The second student of a slot sees what the slot's first student saw: the grader's own
+    mount points (a clone or venv under /tmp is bound into the private /tmp), nothing more."""
     root, out = tmp_path / "class", tmp_path / "reports"
+    A.write(root / "0-looks-first", A.ATTACKS["looks-for-residue"].sources(host.context))
     A.write(root / "a-leaves", A.ATTACKS["leaves-residue"].sources(host.context))
     A.write(root / "b-looks", A.ATTACKS["looks-for-residue"].sources(host.context))
-    grade_class(root, out, COURSE, jobs=1)  # one slot: b-looks runs right after a-leaves
+    grade_class(root, out, COURSE, jobs=1)  # one slot, in name order: b-looks right after a-leaves
     left = A.reports(report(out, "a-leaves").get("output", "")).get("leave", [{"none": -1}])[0]
     if not all(v >= 0 for v in left.values()):
         pytest.fail(f"the attack could not leave anything, the check would be blind: {left}")
+    fresh = A.reports(report(out, "0-looks-first")["output"])["look"][0]
+    assert fresh["shm"] == fresh["msg"] == fresh["sem"] == []
+    assert all(Path("/tmp", name).is_dir() for name in fresh["tmp"]), fresh  # mount points only
     seen = A.reports(report(out, "b-looks")["output"])["look"][0]
-    assert seen == {"tmp": [], "shm": [], "msg": [], "sem": []}, f"the next student found {seen}"
+    assert seen == fresh, f"the next student found {seen}"
+
+
+def test_queues_keys_and_sockets_a_student_leaves_do_not_reach_the_next_one(tmp_path, host):
+    """Beyond /tmp and SysV IPC: a POSIX message queue, the keyrings, an abstract socket a
+    leftover process serves, /dev/shm. Each is either refused to the first student or gone
+    for the next one of the same slot (jobs=1)."""
+    root, out = tmp_path / "class", tmp_path / "reports"
+    A.write(root / "a-leaves", A.ATTACKS["leaves-more-residue"].sources(host.context))
+    A.write(root / "b-looks", A.ATTACKS["looks-for-more-residue"].sources(host.context))
+    grade_class(root, out, COURSE, jobs=1)
+    left = A.reports(report(out, "a-leaves").get("output", "")).get("leave-more", [{}])[0]
+    if left.get("mqueue") != "left" or left.get("abstract socket") != "left":
+        pytest.fail(f"the attack could not leave its queue and socket, the check would be blind: {left}")
+    seen = A.reports(report(out, "b-looks")["output"])["look-more"][0]
+    found = {what: got for what, got in seen.items() if got}
+    assert found == {}, f"the next student found {found} (left: {left})"
+
+
+def test_no_escape_from_the_limits_through_the_kernel(grade, tmp_path, host):
+    """Run as root, a new user namespace gives every capability inside it; io_uring,
+    userfaultfd, perf and bpf are the kernel's largest surfaces; keys outlive the process."""
+    result, _ = _grade_alone(grade, tmp_path, "escapes", host)
+    found = A.reports(result.output).get("escapes", [None])[0]
+    if not found:
+        pytest.fail(f"the attack never reported: {result.output[-500:]}")
+    allowed = {call: how for call, how in found.items() if not how.startswith("refused")}
+    assert allowed == {}, f"the sandbox let these through: {allowed}"
+    assert sum(t.score for t in result.tests) == FULL, "refusing them costs an honest hand-in nothing"
+
+
+def test_memory_outside_any_process_is_charged_where_cgroups_allow(grade, tmp_path, host):
+    """memfd pages filled with write() are in no process's RSS: a memory cgroup charges them;
+    where the machine has none, `grader doctor` says so."""
+    from grader import cgroups
+    from grader.doctor import doctor_lines
+
+    if not cgroups.support().ok:
+        lines = [line for line, _ in doctor_lines(make_grading_course(), ["backprop"])]
+        assert any(line.startswith("memory cgroup: not available (") for line in lines), lines
+        return
+    # time enough for the attack to fill (or be stopped) and report, even on a busy machine
+    result, _ = _grade_alone(grade, tmp_path, "memfd-memory", host,
+                             course=make_grading(limits=Limits(call_seconds=10.0, processes=16)))
+    limit = COURSE.settings.limits.memory_mb
+    found = A.reports(result.output).get("memfd", [{}])[0]
+    held = found.get("held_mb", 0)
+    stopped = "exceeded the memory limit" in result.output + " ".join(result.notes)
+    if not found and not stopped:
+        pytest.fail(f"the attack neither reported nor was stopped: {result.output[-500:]} {result.notes}")
+    assert held <= limit, f"the submission held {held} MB in memfds (memory_mb = {limit})"
+
+
+def make_grading_course():
+    from grader import course
+
+    return course.find(REPO)
+
+
+def test_what_a_submission_prints_reaches_its_report_even_when_it_is_killed(grade, tmp_path, host):
+    result, _ = _grade_alone(grade, tmp_path, "prints-then-hangs", host)
+    found = A.reports(result.output)
+    assert "printed-at-import" in found, result.output[-500:]
+    assert "printed-in-backward" in found, result.output[-500:]
+    assert any(t.status == "timeout" for t in result.tests), "the attack did hang"
+
+
+@pytest.mark.parametrize("name", ["forges-a-deep-reply", "forges-an-overflowing-frame"])
+def test_a_forged_reply_is_the_students_error_not_the_graders(grade, tmp_path, host, name):
+    result, _ = _grade_alone(grade, tmp_path, name, host)
+    assert result.grader_errors == [], result.grader_errors
+    affine = [t for t in result.tests if t.part == "Affine" and not FORWARD_ITEM.match(t.name)]
+    assert affine and all(t.status == "error" and t.score == 0 for t in affine), [(t.name, t.status)
+                                                                                   for t in affine]
+    assert any("malformed data" in t.feedback for t in affine), affine[0].feedback
+    full = {e.part: float(e.max_points) for e in BACKPROP.exercises}
+    untouched = {p: s["score"] for p, s in result.parts().items() if p not in A.ATTACKS[name].affected}
+    assert untouched == {p: full[p] for p in untouched}, untouched
 
 
 def test_symlinks_inside_a_hand_in_are_not_followed(tmp_path):
@@ -593,7 +686,7 @@ def test_a_student_folder_that_is_a_symlink_is_not_graded_as_its_target(tmp_path
     if report(out, "alice")["score"] != FULL:
         pytest.fail("alice, the real folder, was not graded normally")
     for student in ("mallory", "mallet"):
-        path = out / student / "report.json"
+        path = student_folder(out, student) / "report.json"
         score = json.loads(path.read_text())["score"] if path.exists() else 0
         assert score == 0, f"{student} (a symlink) scored {score}"
 

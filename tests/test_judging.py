@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BACKPROP
+from conftest import BACKPROP, DELTARULE
 
 from grader.exercises.base import Answers, Outcome
 from grader.judging import checks, misconceptions
@@ -138,6 +138,65 @@ def test_a_function_exercise_rejects_a_bare_number():
     graph.judge_case(values, expected, Outcome([715.0]), items)
     assert all(i.result.status == "failed" for i in items.values())
     assert "should return (price, grads)" in items["price"].result.feedback
+
+
+def planned(exercise, case_index=0, seed=12345):
+    """A deltarule exercise's case: its items, inputs and reference answers."""
+    case, items = exercise.plan(Scorer())[case_index]
+    return items, *Answers(DELTARULE.reference, seed).get(exercise, case)
+
+
+def test_a_function_returning_its_value_alone_is_judged_and_its_mistakes_named():
+    step = next(e for e in DELTARULE.exercises if not getattr(e, "inputs", True))
+    items, values, expected = planned(step)
+    step.judge_case(values, expected, Outcome([expected[0].copy()]), items)
+    assert [i.result.status for i in items.values()] == ["passed"]
+    items, values, expected = planned(step)
+    ascent = 2 * values["W"] - expected[0]  # W - Delta W
+    step.judge_case(values, expected, Outcome([ascent]), items)
+    (item,) = items.values()
+    assert item.result.status == "failed" and item.result.misconception == "update-sign"
+    assert "gradient ascent" in item.result.feedback
+    items, values, expected = planned(step)
+    step.judge_case(values, expected, Outcome([(expected[0], {})]), items)
+    assert "expected an array of shape" in next(iter(items.values())).result.feedback
+
+
+def test_a_wrong_net_gradient_is_named_by_the_formula_that_gives_it():
+    net = next(e for e in DELTARULE.exercises if hasattr(e, "params"))
+    for mistake_id, wrong_keys in (("output-derivative-missing", set(net.params)),
+                                   ("relu-derivative-missing", {"W1", "b1", "W2", "b2"})):
+        mistake = next(m for m in net.misconceptions if m.id == mistake_id)
+        items, values, expected = planned(net)
+        grads, after = mistake.wrong(values), mistake.wrong({**values, **expected["weights after"]})
+        net.judge_case(values, expected, Outcome([expected["loss"], grads, after]), [], items, {})
+        named = {k for k in net.params if items[k].result.misconception == mistake_id}
+        assert named == wrong_keys and all(items[k].result.status == "passed" for k in set(net.params) - named)
+        assert mistake.title in items["W1"].result.feedback
+
+
+def test_a_float32_answer_is_judged_relative_to_its_tensors_scale():
+    """float32 round-off is relative to the numbers summed, so a small entry may lose 1e-4 of
+    itself; a float64 answer keeps the strict per-entry tolerance, and a real error fails both."""
+    expected = np.array([1.0, 1e-3, -0.5])
+    near = expected + np.array([0.0, 2e-7, 0.0])
+    assert checks.compare("g", near.astype(np.float32), expected).ok
+    assert "float32's tolerance" in checks.compare("g", near.astype(np.float32), expected).message
+    assert not checks.compare("g", near, expected).ok
+    assert not checks.compare("g", (expected * 1.001).astype(np.float32), expected).ok
+
+
+def test_the_layer_protocol_sends_integers_only_where_declared():
+    """A loss layer's targets may be integers (0 and 1), its outputs never: ``integer_inputs``."""
+    import dataclasses
+
+    mse = next(e for e in DELTARULE.exercises if e.part == "MSELoss")
+    assert mse.integer_inputs == ("t",)
+    for exercise, kinds in ((mse, {"y": "f", "t": "i"}),
+                            (dataclasses.replace(mse, integer_inputs=None), {"y": "i", "t": "i"})):
+        checks_ = exercise.protocol.checks(Answers(DELTARULE.reference, 5))
+        found = [c for c in checks_ if c.title == "integer inputs"]
+        assert found and all({k: c.used[0].inputs[0][k].dtype.kind for k in kinds} == kinds for c in found)
 
 
 def test_compare_never_broadcasts_and_never_passes_nan():

@@ -25,6 +25,7 @@ from conftest import BACKPROP, RELEASE, SOLUTIONS, command, execute_notebook
 from nbgrader.api import Gradebook
 
 from grader.authoring.release import solution_lines
+from grader.reports import student_folder
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.slow]
 
@@ -67,14 +68,15 @@ def run(args: list, cwd: Path, env: dict, check: bool = True) -> subprocess.Comp
 class Notebooks:
     """Student notebooks made from nbgrader's own release, with the solution cells filled in."""
 
-    def __init__(self, course: Path):
-        self.course = course
-        self.release = json.loads((course / "release/backprop/backprop.ipynb").read_text(encoding="utf-8"))
-        source = json.loads((course / "source/backprop/backprop.ipynb").read_text(encoding="utf-8"))
+    def __init__(self, course: Path, name: str = "backprop"):
+        self.course, self.name = course, name
+        self.release = json.loads((course / f"release/{name}/{name}.ipynb").read_text(encoding="utf-8"))
+        source = json.loads((course / f"source/{name}/{name}.ipynb").read_text(encoding="utf-8"))
         self.solved = {c["id"]: "".join(c["source"]) for c in source["cells"]
                        if "file" in c["metadata"].get("grader", {})}
 
-    def hand_in(self, student: str, edits=(), extra=(), solve: bool = True) -> Path:
+    def hand_in(self, student: str, edits=(), extra=(), solve: bool = True, nbgrader=None) -> Path:
+        """``nbgrader``: cell id -> the nbgrader metadata the student gave that cell."""
         nb = copy.deepcopy(self.release)
         for cell in nb["cells"]:
             if solve and cell["id"] in self.solved:
@@ -86,7 +88,10 @@ class Notebooks:
             at = next(n for n, c in enumerate(nb["cells"]) if c["id"] == "layers-top")
             nb["cells"].insert(at + 1 + i, {"cell_type": "code", "id": f"own-{i}", "metadata": {},
                                             "execution_count": None, "outputs": [], "source": code})
-        path = self.course / "submitted" / student / "backprop" / "backprop.ipynb"
+        for cell in nb["cells"]:
+            if cell["id"] in (nbgrader or {}):
+                cell["metadata"]["nbgrader"] = nbgrader[cell["id"]]
+        path = self.course / "submitted" / student / self.name / f"{self.name}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
         return path
@@ -129,17 +134,17 @@ def course(tmp_path_factory):
                            autograde=autograde, cli=cli)
 
 
-def gradebook(course) -> dict[str, dict[str, object]]:
+def gradebook(course, name: str = "backprop") -> dict[str, dict[str, object]]:
     """student -> part -> the Grade row, read back from nbgrader's database."""
     with Gradebook(f"sqlite:///{course.path / 'gradebook.db'}") as gb:
         return {s.id: {g.name: SimpleNamespace(score=g.score, auto=g.auto_score, manual=g.manual_score,
                                                max=g.max_score)
-                       for g in gb.find_submission_notebook("backprop", "backprop", s.id).grades}
-                for s in gb.students if gb.find_submission("backprop", s.id)}
+                       for g in gb.find_submission_notebook(name, name, s.id).grades}
+                for s in gb.students if gb.find_submission(name, s.id)}
 
 
 def cli_parts(course, student: str) -> dict[str, float]:
-    report = json.loads((course.root / "cli" / student / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((student_folder(course.root / "cli", student) / "report.json").read_text(encoding="utf-8"))
     return {part: totals["score"] for part, totals in report["parts"].items()}
 
 
@@ -152,8 +157,8 @@ def grade_cells(nb: dict) -> dict[str, dict]:
             if c["metadata"].get("nbgrader", {}).get("grade")}
 
 
-def feedback_text(course, student: str) -> str:
-    page = (course.path / "feedback" / student / "backprop" / "backprop.html").read_text(encoding="utf-8")
+def feedback_text(course, student: str, name: str = "backprop") -> str:
+    page = (course.path / "feedback" / student / name / f"{name}.html").read_text(encoding="utf-8")
     page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)  # CSS names e.g. Generic.Traceback
     return html.unescape(re.sub(r"<[^>]+>", "", page))
 
@@ -317,6 +322,38 @@ def test_kernels_that_write_the_gradebook_or_the_reference_are_undone_and_not_gr
     for student in ("zz-gradebook", "zz-files"):
         assert all(g.manual is None and g.auto is None for g in after.get(student, {}).values())
         assert not (course.path / "autograded" / student / "backprop").exists(), "nbgrader removes a failed one"
+
+
+# a student's own grade cells: their solution cell marked `grade: true`, a cell of theirs with
+# metadata copied from another course's notebook, a class cell with `grade: true` and no id
+MARKED = {
+    "zz-mark-own": ([], {"layers-Affine": {"grade": True, "grade_id": "layers-Affine", "locked": False,
+                                           "points": 88, "schema_version": 3, "solution": True}}),
+    "zz-mark-copied": (["x = 1\n"], {"own-0": {"grade": True, "grade_id": "cell-5f2a9c", "locked": True,
+                                               "points": 3, "schema_version": 3, "solution": False}}),
+    "zz-mark-noid": ([], {"layers-Relu": {"grade": True}}),
+}
+
+
+def test_cells_a_student_marked_as_grade_cells_are_graded_as_their_code(course, tmp_path):
+    """nbgrader's OverwriteCells/DeduplicateIds crashed on these (a silent 0 in export, no
+    feedback) while `grader grade` scored them: their metadata is the release's again first."""
+    for student, (extra, marks) in MARKED.items():
+        course.hand.hand_in(student, extra=extra, nbgrader=marks)
+    done = run(script("nbgrader") + ["autograde", "backprop", "--student", "zz-mark-*", "--force"],
+               course.path, course.env, check=False)
+    cli = run(script("grader") + ["grade", course.path / "submitted", "--out", tmp_path / "cli", "--config",
+                                  course.toml, "--jobs", "2"], course.root, course.env)
+    run(script("nbgrader") + ["generate_feedback", "backprop", "--student", "zz-mark-*", "--force"],
+        course.path, course.env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    book = gradebook(course)
+    for student in MARKED:
+        report = json.loads((student_folder(tmp_path / "cli", student) / "report.json").read_text("utf-8"))
+        assert {p: g.score for p, g in book[student].items()} == \
+            {p: t["score"] for p, t in report["parts"].items()}, (student, cli.stdout[-500:])
+        assert sum(g.score for g in book[student].values()) == TOTAL, student
+        assert f"MulLayer: {MAX['MulLayer']:g} / {MAX['MulLayer']:g} points" in feedback_text(course, student)
 
 
 def test_a_no_execute_course_never_runs_student_code_outside_the_sandbox(course, tmp_path):

@@ -26,6 +26,7 @@ from grader.authoring.release import solution_lines
 from grader.cli import main
 from grader.intake import notebook as intake_nb
 from grader.intake.submission import Submission, stage
+from grader.reports import student_folder
 
 EXAMPLES = REPO / "examples" / "class"
 
@@ -265,10 +266,11 @@ def test_grader_grade_accepts_nbgrader_submitted_layout(tmp_path):
     (root / "dave" / "backprop").mkdir(parents=True)
     shutil.copy(RELEASE / BACKPROP.notebook, root / "dave" / "backprop" / BACKPROP.notebook)
     write_nb(root / "erin" / "backprop" / "backprop.ipynb", authoring.source_notebook(BACKPROP))
-    result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1"])
+    result = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "1",
+                                       "--assignment", "backprop"])
     assert result.exit_code == 0, result.output
-    erin = json.loads((tmp_path / "out" / "erin" / "report.json").read_text(encoding="utf-8"))
-    dave = json.loads((tmp_path / "out" / "dave" / "report.json").read_text(encoding="utf-8"))
+    erin = json.loads((student_folder(tmp_path / "out", "erin") / "report.json").read_text(encoding="utf-8"))
+    dave = json.loads((student_folder(tmp_path / "out", "dave") / "report.json").read_text(encoding="utf-8"))
     assert erin["score"] == erin["max_score"] == sum(e.max_points for e in BACKPROP.exercises)
     assert 0 < dave["score"] < dave["max_score"] and dave["parts"]["ShoppingGraph"]["score"] == 0
     assert dave["notes"][0].startswith("Your notebook backprop.ipynb was graded")
@@ -293,24 +295,25 @@ def test_grader_grade_takes_loose_notebooks_one_per_student(tmp_path):
     loose = CliRunner().invoke(main, ["grade", str(root), "--out", str(tmp_path / "out"), "--jobs", "2"])
     assert loose.exit_code == 0, loose.output
     assert "jack.ipynb: jack/ is a folder too" in loose.output and "notes.txt: not a folder" in loose.output
-    assert "'bad id.ipynb': a student id may use" in loose.output
-    kim = json.loads((tmp_path / "out" / "kim" / "report.json").read_text(encoding="utf-8"))
-    assert kim["score"] == 0 and (tmp_path / "out" / "kim" / "report.html").is_file()
+    assert "bad id.ipynb: a student id starts with" in loose.output
+    kim = json.loads((student_folder(tmp_path / "out", "kim") / "report.json").read_text(encoding="utf-8"))
+    assert kim["score"] == 0 and (student_folder(tmp_path / "out", "kim") / "report.html").is_file()
     assert any(n.startswith("kim.ipynb is not a valid notebook: broken JSON at line 1") and
                "Nothing could be graded" in n for n in kim["notes"]), kim["notes"]
-    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1"])
+    in_folders = CliRunner().invoke(main, ["grade", str(folders), "--out", str(tmp_path / "ref"), "--jobs", "1",
+                                           "--assignment", "backprop"])
     assert in_folders.exit_code == 0, in_folders.output
     for student in ("gina", "hank", "iris"):
-        got = json.loads((tmp_path / "out" / student / "report.json").read_text(encoding="utf-8"))
-        want = json.loads((tmp_path / "ref" / student / "report.json").read_text(encoding="utf-8"))
+        got = json.loads((student_folder(tmp_path / "out", student) / "report.json").read_text(encoding="utf-8"))
+        want = json.loads((student_folder(tmp_path / "ref", student) / "report.json").read_text(encoding="utf-8"))
         assert got["parts"] == want["parts"], student
         assert [(t["name"], t["score"]) for t in got["tests"]] == [(t["name"], t["score"]) for t in want["tests"]]
         assert got["notes"][0].startswith(f"Your notebook {student}.ipynb was graded"), got["notes"]
-    scores = {s: json.loads((tmp_path / "out" / s / "report.json").read_text(encoding="utf-8"))["score"]
+    scores = {s: json.loads((student_folder(tmp_path / "out", s) / "report.json").read_text("utf-8"))["score"]
               for s in ("gina", "hank", "iris", "jack")}
     assert scores["gina"] == sum(e.max_points for e in BACKPROP.exercises) and scores["iris"] == scores["gina"] - 3
     assert scores["hank"] < scores["gina"]
-    jack = json.loads((tmp_path / "out" / "jack" / "report.json").read_text(encoding="utf-8"))
+    jack = json.loads((student_folder(tmp_path / "out", "jack") / "report.json").read_text(encoding="utf-8"))
     assert not any("notebook" in n for n in jack["notes"]), "the folder, not the notebook, was graded"
 
 
@@ -363,23 +366,23 @@ def test_check_without_a_notebook_scores_zero_quietly(tmp_path):
 
 
 def load_config(path: Path):
-    """Read a config file the way traitlets (hence nbgrader) does.
-
-    The config sets GRADER_COURSE and GRADER_CONFIG for nbgrader's process; kept here, they
-    would send every later test's `grader` subprocess to this course.
-    """
-    from unittest import mock
-
+    """Read a config file the way traitlets (hence nbgrader) does. It sets GRADER_COURSE for
+    nbgrader's kernels: put the environment back, or later tests would grade that course."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    with mock.patch.dict(os.environ):
+    saved = dict(os.environ)
+    try:
         return PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     course = tmp_path / "course"
     runner = CliRunner()
-    first = runner.invoke(main, ["nbgrader", "init", str(course), "--no-execute", "--timeout", "90"])
+    first = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--no-execute",
+                                 "--timeout", "90"])
     assert first.exit_code == 0, first.output
     c = load_config(course / "nbgrader_config.py")
     chain = [name.rsplit(".", 1)[1] for name in c.Autograde.autograde_preprocessors]
@@ -388,9 +391,9 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert c.Execute.timeout == 90 and c.CourseDirectory.root == str(course.resolve())
     source = course / "source" / "backprop" / BACKPROP.notebook
     assert source.read_text(encoding="utf-8") == authoring.dumps(authoring.source_notebook(BACKPROP))
-    again = runner.invoke(main, ["nbgrader", "init", str(course)])
+    again = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop"])
     assert again.exit_code != 0 and "already exist" in again.output and "--force" in again.output
-    forced = runner.invoke(main, ["nbgrader", "init", str(course), "--force"])
+    forced = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--force"])
     assert forced.exit_code == 0
     chain = load_config(course / "nbgrader_config.py").Autograde.autograde_preprocessors
     order = [chain.index(f"{p}.{n}") for p, n in [("grader.integrations.nbgrader", "GradeInSandbox"),

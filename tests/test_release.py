@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import BACKPROP, RELEASE, SOLUTIONS, command
+from conftest import BACKPROP, COURSE, RELEASE, REPO, SOLUTIONS, command
 
 from grader.assignment import Assignment
 from grader.authoring import selfcheck
@@ -36,9 +36,9 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 def assert_same_tree(actual: Path, expected: Path) -> None:
     got, want = tree(actual), tree(expected)
-    assert sorted(got) == sorted(want), "released file set differs from assignments/backprop"
+    assert sorted(got) == sorted(want), f"released file set differs from assignments/{expected.name}"
     drift = [name for name in want if got[name] != want[name]]
-    assert not drift, f"assignments/backprop is stale; rerun `grader release`: {drift}"
+    assert not drift, f"assignments/{expected.name} is stale; rerun `grader release`: {drift}"
 
 
 def clean_env() -> dict[str, str]:
@@ -55,24 +55,26 @@ def grader_script() -> Path:
 # ---------------------------------------------------------------- regeneration
 
 
-def test_cli_release_regenerates_assignment_byte_for_byte(tmp_path):
-    """`grader release --out DIR` must reproduce the committed student folder exactly."""
+@pytest.mark.parametrize("name", COURSE.names())
+def test_cli_release_regenerates_assignment_byte_for_byte(tmp_path, name):
+    """`grader release NAME --out DIR` must reproduce the committed student folder exactly."""
     out = tmp_path / "release"
     proc = subprocess.run(
-        [str(grader_script()), "release", "--out", str(out)],
+        [str(grader_script()), "release", name, "--out", str(out)],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert_same_tree(out, RELEASE)
+    assert_same_tree(out, REPO / "assignments" / name)
     reported = {line.removeprefix("wrote ").strip() for line in proc.stdout.splitlines()}
     assert reported == {str(out / name) for name in tree(out)}, "CLI must list every file"
 
 
-def test_release_function_regenerates_assignment_byte_for_byte(tmp_path):
+@pytest.mark.parametrize("name", COURSE.names())
+def test_release_function_regenerates_assignment_byte_for_byte(tmp_path, name):
     """release() is the same pipeline in-process; its return value lists what it wrote."""
     out = tmp_path / "release"
-    written = release(BACKPROP, out)
-    assert_same_tree(out, RELEASE)
+    written = release(COURSE.assignment(name), out)
+    assert_same_tree(out, REPO / "assignments" / name)
     assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(tree(out))
 
 

@@ -25,6 +25,7 @@ from grader.reports import (
     TABLE_ROWS,
     atomic_write,
     md_inline,
+    student_folder,
     student_link,
     summary_line,
     summary_table,
@@ -145,7 +146,7 @@ def read(path: Path) -> str:
 
 def write_all(results: list[StudentResult], root: Path) -> None:
     for r in results:
-        write_student(r, root / r.student, hints=HINTS)
+        write_student(r, student_folder(root, r.student), hints=HINTS)
     write_grades_csv(results, PARTS, root / "grades.csv")
     write_class_report(results, PARTS, root, hints=HINTS)
 
@@ -167,7 +168,7 @@ def written(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("make_result", [full_marks, partial, broken, unusual])
 def test_report_json_is_to_json_and_round_trips(written, make_result):
     r = make_result()
-    text = read(written / r.student / "report.json")
+    text = read(student_folder(written, r.student) / "report.json")
     data = json.loads(text)
     assert data == r.to_json()
     assert list(data) == ["student", "score", "max_score", "parts", "tests", "isolation",
@@ -177,7 +178,7 @@ def test_report_json_is_to_json_and_round_trips(written, make_result):
 
 def test_report_json_of_capped_result_round_trips(written):
     r = hostile()
-    data = json.loads(read(written / "s004" / "report.json"))
+    data = json.loads(read(student_folder(written, "s004") / "report.json"))
     back = StudentResult.from_json(data)
     assert back.to_json() == data
     assert data["score"] == r.score and data["parts"] == r.parts()
@@ -190,13 +191,13 @@ def test_report_json_of_capped_result_round_trips(written):
 def test_rewriting_from_report_json_is_a_no_op(written, tmp_path):
     """--resume reads report.json back; writing it again must not change a byte."""
     for student in ("s002", "s004", UNUSUAL_ID):
-        data = json.loads(read(written / student / "report.json"))
+        data = json.loads(read(student_folder(written, student) / "report.json"))
         write_student(StudentResult.from_json(data), tmp_path / student, hints=HINTS)
-        assert tree(tmp_path / student) == tree(written / student)
+        assert tree(tmp_path / student) == tree(student_folder(written, student))
 
 
 def test_statuses_kept(written):
-    tests = json.loads(read(written / "s003" / "report.json"))["tests"]
+    tests = json.loads(read(student_folder(written, "s003") / "report.json"))["tests"]
     assert {t["status"] for t in tests} == {"passed", "error", "timeout"}
 
 
@@ -247,26 +248,26 @@ def test_same_results_same_bytes_whatever_the_order(written, tmp_path):
 # -------------------------------------------------------------------- escaping
 
 def test_html_escapes_everything_from_the_submission(written):
-    html = read(written / "s004" / "report.html")
+    html = read(student_folder(written, "s004") / "report.html")
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
-    page = read(written / UNUSUAL_ID / "report.html")
+    page = read(student_folder(written, UNUSUAL_ID) / "report.html")
     assert "zoë.o&#39;brien+lab_2 [b]&amp;co" in page
     assert "<script" not in read(written / "class.html").lower()
 
 
 def test_class_html_escapes_ids_and_links_them_quoted(written):
     html = read(written / "class.html")
-    assert f'href="./{quote(UNUSUAL_ID, safe="")}/report.html"' in html
+    assert f'href="./students/{quote(UNUSUAL_ID, safe="")}/report.html"' in html
     assert "[b]&amp;co" in html and "[b]&co" not in html
     for r in everyone():
-        assert (written / r.student / "report.html").is_file()
+        assert (student_folder(written, r.student) / "report.html").is_file()
 
 
 def test_markdown_cannot_inject_html_or_break_its_fences(written, tmp_path):
     md = MarkdownIt("commonmark")  # raw HTML allowed: what a lax renderer would do
-    rendered = md.render(read(written / "s004" / "report.md"))
+    rendered = md.render(read(student_folder(written, "s004") / "report.md"))
     assert "<script" not in rendered and "&lt;script&gt;" in rendered
     assert "<img" not in rendered
     sneaky = make("s5", {"Sigmoid: dx": (0.0, "failed", "```\n<script>x()</script>\n````", None)},
@@ -274,7 +275,7 @@ def test_markdown_cannot_inject_html_or_break_its_fences(written, tmp_path):
     write_student(sneaky, tmp_path)
     rendered = md.render(read(tmp_path / "report.md"))
     assert "<script" not in rendered and "<b>" not in rendered
-    rendered = md.render(read(written / UNUSUAL_ID / "report.md"))
+    rendered = md.render(read(student_folder(written, UNUSUAL_ID) / "report.md"))
     assert "zoë.o'brien+lab_2 [b]&amp;co" in rendered  # shown as typed, not a link
 
 
@@ -283,8 +284,8 @@ def test_markdown_cannot_inject_html_or_break_its_fences(written, tmp_path):
 def test_every_student_file_is_under_the_cap(written):
     for r in everyone():
         for name in ("report.json", "report.md", "report.html", "results.json"):
-            assert (written / r.student / name).stat().st_size <= REPORT_CAP, (r.student, name)
-    assert "[... truncated " in read(written / "s004" / "report.html")
+            assert (student_folder(written, r.student) / name).stat().st_size <= REPORT_CAP, (r.student, name)
+    assert "[... truncated " in read(student_folder(written, "s004") / "report.html")
 
 
 @pytest.mark.parametrize("output", ["<" * 600_000, "\x00\x1b" * 300_000, "é😀" * 200_000])
@@ -324,8 +325,8 @@ GS_TEST = {"score", "max_score", "status", "name", "number", "output", "output_f
 
 @pytest.mark.parametrize("student", ["s001", "s002", "s003", "s004", UNUSUAL_ID])
 def test_results_json_is_gradescope_format(written, student):
-    data = json.loads(read(written / student / "results.json"))
-    report = json.loads(read(written / student / "report.json"))
+    data = json.loads(read(student_folder(written, student) / "results.json"))
+    report = json.loads(read(student_folder(written, student) / "report.json"))
     assert set(data) <= GS_TOP
     assert data["score"] == report["score"]
     assert data["output_format"] == "text" and data["visibility"] == "visible"
@@ -346,7 +347,7 @@ def test_results_json_is_gradescope_format(written, student):
 
 
 def test_results_json_names_misconception_and_hint(written):
-    tests = json.loads(read(written / "s002" / "results.json"))["tests"]
+    tests = json.loads(read(student_folder(written, "s002") / "results.json"))["tests"]
     dw = next(t for t in tests if t["name"] == "Affine: dW (4-D input)")
     assert "affine-dw-transposed" in dw["output"] and HINTS["affine-dw-transposed"] in dw["output"]
     assert "dW must be x.T @ dout" in dw["output"]
@@ -355,7 +356,7 @@ def test_results_json_names_misconception_and_hint(written):
 # ---------------------------------------------------------------- student HTML
 
 def test_student_report_order_and_content(written):
-    html = read(written / "s002" / "report.html")
+    html = read(student_folder(written, "s002") / "report.html")
     order = [html.index(s) for s in (
         "11.67", "isolation: full", "Fix first", "TwoLayerNet: gradient vs numerical", "Score per part",
         "What to fix: 3 causes, 3 checks (4.33 points)", "3. Affine: dW (4-D input)", "Passed tests (10)",
@@ -366,13 +367,13 @@ def test_student_report_order_and_content(written):
     assert HINTS["affine-dw-transposed"].replace("'", "&#39;") in html
     assert "softmax-missing-batch-division" in html
     assert re.search(r"<details>\s*<summary>Show the 10 passed tests", html)
-    md = read(written / "s002" / "report.md")
+    md = read(student_folder(written, "s002") / "report.md")
     assert "**Score: 11.67 / 16 (73%)**" in md
     assert "```text\nAffine: dW is wrong." in md
 
 
 def test_error_and_timeout_are_labelled(written):
-    html = read(written / "s003" / "report.html")
+    html = read(student_folder(written, "s003") / "report.html")
     assert '<span class="badge error">error</span>' in html
     assert '<span class="badge timeout">timed out</span>' in html
     assert "TypeError: unsupported operand type(s)" in html
@@ -381,7 +382,7 @@ def test_error_and_timeout_are_labelled(written):
 
 
 def test_full_marks_report(written):
-    html = read(written / "s001" / "report.html")
+    html = read(student_folder(written, "s001") / "report.html")
     assert "All 13 tests passed." in html and "What to fix: 0 causes" in html
     assert "Fix first" not in html and "Likely misconception" not in html
 
@@ -400,15 +401,15 @@ def test_class_report_has_pass_rates_and_misconception_counts(written):
     # per part, each known mistake with its students, linked to their reports
     rows = re.findall(r"^\| \*\*(\S+)\*\*.* \| (\d+) \| (.*) \|$", md, re.M)
     assert {mid: (n, who) for mid, n, who in rows} == {
-        "softmax-missing-batch-division": ("1", "[s002](./s002/report.html)"),
-        "affine-dw-transposed": ("1", "[s002](./s002/report.html)"),
+        "softmax-missing-batch-division": ("1", f"[s002]({student_link('s002')})"),
+        "affine-dw-transposed": ("1", f"[s002]({student_link('s002')})"),
         "mul-swapped-gradients": ("1", f"[{md_inline(UNUSUAL_ID)}]({student_link(UNUSUAL_ID)})")}
     assert md.index("### MulLayer") < md.index("### Affine") < md.index("### SoftmaxWithLoss")
     assert f'<a href="{student_link("s002")}">s002</a>' in html
     # the per-test line of a specific test, with its failure counts
     line = next(x for x in md.splitlines() if x.startswith("| TwoLayerNet | TwoLayerNet: gradient vs numerical"))
     assert "| 3 / 5 (60%) | 1 | 0 | 1 |" in line
-    assert "./s001/report.html" in html and "./s001/report.html" in md
+    assert "./students/s001/report.html" in html and "./students/s001/report.html" in md
 
 
 def test_class_misconceptions_sorted_by_students(tmp_path):
@@ -422,7 +423,7 @@ def test_class_misconceptions_sorted_by_students(tmp_path):
     assert md.index("### Sigmoid") < md.index("### Affine")  # parts in the assignment's order
     # the most failed check: the four students, their mistakes counted
     line = next(x for x in md.splitlines() if x.startswith("| Affine: dW (4-D input) |"))
-    assert "| 4 / 5 (80%) | a-mis 3, c-mis 1 |" in line and "[s8](./s8/report.html)" in line
+    assert "| 4 / 5 (80%) | a-mis 3, c-mis 1 |" in line and f"[s8]({student_link('s8')})" in line
 
 
 def test_class_report_with_no_students(tmp_path):

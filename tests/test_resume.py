@@ -39,6 +39,8 @@ import pytest
 from conftest import GRADER, REPO
 from hostile.procs import group_alive, kill_group, wait_until
 
+from grader.reports import STUDENTS, student_folder
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 # a known hole: strict, and only an AssertionError counts (a broken check, which calls
@@ -87,7 +89,7 @@ def start(klass: Path, out: Path) -> subprocess.Popen:
 
 
 def finished(out: Path) -> list[str]:
-    return sorted(p.parent.name for p in out.glob("*/report.json"))
+    return sorted(p.parent.name for p in out.glob(f"{STUDENTS}/*/report.json"))
 
 
 def wait_for_reports(proc: subprocess.Popen, out: Path, count: int, seconds: float = 120) -> None:
@@ -103,8 +105,8 @@ def temp_files(out: Path) -> list[str]:
 
 
 def stamps(out: Path, names: list[str]) -> dict[str, tuple[int, int]]:
-    return {f"{s}/{f}": ((out / s / f).stat().st_mtime_ns, (out / s / f).stat().st_ino)
-            for s in names for f in REPORT_FILES}
+    files = {f"{s}/{f}": student_folder(out, s) / f for s in names for f in REPORT_FILES}
+    return {key: (path.stat().st_mtime_ns, path.stat().st_ino) for key, path in files.items()}
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +135,9 @@ def test_resume_after_sigkill_gives_the_same_grades(klass, uninterrupted, tmp_pa
     assert 0 < len(done_before) < total, f"killed too late or too early: {len(done_before)}/{total}"
     assert not (out / "grades.csv").exists(), "grades.csv is written only when the batch completes"
     for student in done_before:  # report.json last: its presence means the student is complete
-        json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+        json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
         for name in REPORT_FILES:
-            assert (out / student / name).stat().st_size > 0, (student, name)
+            assert (student_folder(out, student) / name).stat().st_size > 0, (student, name)
     left_by_kill = temp_files(out)  # a write the kill interrupted (see the test below)
     before = stamps(out, done_before)
 
@@ -148,11 +150,11 @@ def test_resume_after_sigkill_gives_the_same_grades(klass, uninterrupted, tmp_pa
     assert not regraded, f"finished before the kill, graded again: {regraded}"
     assert finished(out) == students(klass)
     for student in students(klass):
-        json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+        json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
     assert [t for t in temp_files(out) if t not in left_by_kill] == [], temp_files(out)
     for student in set(students(klass)) - set(done_before):  # graded by the resumed run
-        assert (out / student / "report.json").read_bytes() == \
-            (uninterrupted / student / "report.json").read_bytes(), student
+        assert (student_folder(out, student) / "report.json").read_bytes() == \
+            (student_folder(uninterrupted, student) / "report.json").read_bytes(), student
 
 
 def test_resume_removes_what_a_killed_write_left(klass, uninterrupted, tmp_path):
@@ -169,9 +171,9 @@ def test_resume_removes_what_a_killed_write_left(klass, uninterrupted, tmp_path)
         kill_group(proc)
     done = finished(out)
     cut = next(s for s in students(klass) if s not in done)
-    (out / cut).mkdir(exist_ok=True)
-    (out / cut / ".report.json.k1ll3d.tmp").write_text('{"student": "' + cut + '", "sco')
-    (out / done[0] / ".report.md.k1ll3d.tmp").write_text("# half a rep")
+    student_folder(out, cut).mkdir(parents=True, exist_ok=True)
+    (student_folder(out, cut) / ".report.json.k1ll3d.tmp").write_text('{"student": "' + cut + '", "sco')
+    (student_folder(out, done[0]) / ".report.md.k1ll3d.tmp").write_text("# half a rep")
     resumed = grade(klass, out, "--resume")
     if resumed.returncode or (out / "grades.csv").read_bytes() != (uninterrupted / "grades.csv").read_bytes():
         pytest.fail(f"the resumed run itself went wrong: {resumed.stderr[-500:]}")
@@ -211,7 +213,7 @@ def test_killing_the_grader_process_stops_its_jobs(klass, tmp_path):
         # a report whose writing had begun is finished (never left half written): its
         # report.json lands within milliseconds; one graded or begun later must not
         written_after = sorted(s for s in finished(out)
-                               if (out / s / "report.json").stat().st_mtime > killed_at + 0.25)
+                               if (student_folder(out, s) / "report.json").stat().st_mtime > killed_at + 0.25)
     finally:
         kill_group(proc)  # whatever is left of the run
     assert not written_after, f"reports written after the grader was killed: {written_after}"

@@ -37,6 +37,7 @@ from grader import batch, host, sandbox
 from grader.batch import grade_class
 from grader.hidden import session
 from grader.intake.submission import Submission, stage
+from grader.reports import student_folder
 from grader.sandbox import Limits
 from grader.worker import client
 
@@ -47,7 +48,7 @@ SIGMOID = BACKPROP.part("Sigmoid").max_points
 
 
 def report(out: Path, student: str) -> dict:
-    return json.loads((out / student / "report.json").read_text(encoding="utf-8"))
+    return json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
 
 
 # --- files Python cannot parse ---------------------------------------------------------
@@ -73,7 +74,7 @@ def test_unparsable_files_become_notes_not_grader_failures(tmp_path):
     assert sorted(r.student for r in result.results) == ["honest", "nul-byte", "too-deep", "too-long"]
     for student in ("honest", "nul-byte", "too-deep", "too-long"):
         for name in FILES:
-            assert (out / student / name).stat().st_size > 0, (student, name)
+            assert (student_folder(out, student) / name).stat().st_size > 0, (student, name)
         assert not any(n.startswith("grader error") for n in report(out, student)["notes"]), student
     notes = {s: report(out, s)["notes"] for s in ("nul-byte", "too-deep", "too-long")}
     assert any(n.startswith("layers.py, line ") and "NUL byte" in n and "class Sigmoid was left out" in n
@@ -98,7 +99,7 @@ def test_a_linked_student_folder_is_skipped_with_its_reason(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "skipped mallory: a symbolic link" in " ".join(done.stderr.split()), done.stderr
-    assert not (out / "mallory").exists()
+    assert not student_folder(out, "mallory").exists()
     assert report(out, "alice")["score"] == FULL
 
 

@@ -13,20 +13,20 @@ from grader.worker.client import Worker
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
-def sweep(folder, seeds, tmp_path) -> list[str]:
+def sweep(folder, seeds, tmp_path, assignment=BACKPROP) -> list[str]:
     """Grade ``folder`` under each seed on one warm worker; return every lost item."""
     tmp_path.chmod(0o755)
-    staged = intake.stage(intake.Submission("s", folder), tmp_path / "s", BACKPROP)
+    staged = intake.stage(intake.Submission("s", folder), tmp_path / "s", assignment)
     lost = []
-    with Worker(staged.folder, Limits(), "auto", modules=BACKPROP.modules) as worker:
+    with Worker(staged.folder, Limits(), "auto", modules=assignment.modules) as worker:
         worker.start()
         for seed in seeds:
             scorer = Scorer()
-            answers = Answers(BACKPROP.reference, seed)
-            for exercise in BACKPROP.exercises:  # protocols first, as the hidden tests order them
+            answers = Answers(assignment.reference, seed)
+            for exercise in assignment.exercises:  # protocols first, as the hidden tests order them
                 if getattr(exercise, "protocol", None):
                     exercise.protocol.grade(worker, scorer, answers)
-            for exercise in BACKPROP.exercises:
+            for exercise in assignment.exercises:
                 exercise.grade(worker, scorer, answers)
             lost += [f"seed {seed}: {r.name}: {r.feedback[:300]}{r.instructor[:300]}" for r in scorer.results()
                      if r.status != "passed" or r.instructor]

@@ -46,13 +46,17 @@ def env() -> dict[str, str]:
     return clean
 
 
-def student_copy(tmp_path: Path, solved: bool = False) -> Path:
-    """A fresh copy of the release; ``solved`` swaps in the three reference files."""
-    folder = tmp_path / "backprop"
-    shutil.copytree(RELEASE, folder, ignore=shutil.ignore_patterns(*IGNORED))
+def student_copy(tmp_path: Path, solved: bool = False, assignment=None) -> Path:
+    """A fresh copy of the release (backprop's, or ``assignment``'s); ``solved`` swaps in the
+    reference files."""
+    release, solutions = RELEASE, SOLUTIONS
+    if assignment is not None:
+        release, solutions = REPO / "assignments" / assignment.name, assignment.folder
+    folder = tmp_path / release.name
+    shutil.copytree(release, folder, ignore=shutil.ignore_patterns(*IGNORED))
     if solved:
-        for name in STUDENT_FILES:
-            shutil.copyfile(SOLUTIONS / name, folder / name)
+        for name in (assignment.files if assignment else STUDENT_FILES):
+            shutil.copyfile(solutions / name, folder / name)
     return folder
 
 
@@ -68,12 +72,14 @@ def _seed(request):
 """
 
 
-def run_selfcheck(folder: Path, *args: str, seed: int | None = None, columns: int | None = None):
+def run_selfcheck(folder: Path, *args: str, seed: int | None = None, columns: int | None = None,
+                  tests=SELF_CHECK_TESTS):
     """Run ``pytest *args`` in ``folder``; return (process, {test: (outcome, message)}, seconds).
 
     ``seed`` adds to the release's conftest.py a fixture that reseeds the self-check's
     random inputs before each test, for runs whose expected outcome must not depend on the
-    draw; ``columns`` is the terminal's width.
+    draw; ``columns`` is the terminal's width; ``tests`` are the self-check's tests, all of
+    which must have run (unless ``--part`` chose some).
     """
     if seed is not None:  # beside the release's own conftest.py, which loads the reporter
         with open(folder / "conftest.py", "a", encoding="utf-8") as conftest:
@@ -94,7 +100,7 @@ def run_selfcheck(folder: Path, *args: str, seed: int | None = None, columns: in
                 outcome, message = child.tag, child.get("message", "")
         outcomes[case.get("name")] = (outcome, message)
     if "--part" not in args:
-        assert set(outcomes) == set(SELF_CHECK_TESTS), "the self-check's test set changed"
+        assert set(outcomes) == set(tests), "the self-check's test set changed"
     return proc, outcomes, elapsed
 
 
@@ -289,8 +295,6 @@ def test_every_check_names_its_part_and_pytest_part_runs_one(tmp_path):
 
 
 SEED_SWEEP = r'''
-import json, sys
-import numpy as np, pytest
 import test_backprop as tb
 
 cases = {
@@ -305,6 +309,11 @@ cases = {
     "test_two_layer_net_gradient": (tb.test_two_layer_net_gradient, ()),
     "test_shopping_graph": (tb.test_shopping_graph, ()),
 }
+'''
+SWEEP = r'''
+import json, sys
+import numpy as np, pytest
+
 failures = []
 for seed in range(int(sys.argv[1])):
     for name, (test, args) in cases.items():
@@ -318,6 +327,19 @@ print(json.dumps(failures))
 '''
 
 
+def sweep_failures(folder: Path, cases: str, seeds: int = 300) -> list:
+    """Run the self-check's test bodies (``cases``: a script that imports its module as ``tb``
+    and maps names to (function, args)) on ``folder`` for each seed; return the failures."""
+    script = folder.parent / "sweep.py"
+    script.write_text(cases + SWEEP, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(seeds)], cwd=folder,
+        env={**env(), "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_reference_passes_the_self_check_for_every_seed(tmp_path):
     """The self-check draws fresh random inputs each run; correct code must pass all of them.
 
@@ -325,15 +347,7 @@ def test_reference_passes_the_self_check_for_every_seed(tmp_path):
     false failure rate of ~1% shows up deterministically instead of once in a while on a
     student's machine.
     """
-    folder = student_copy(tmp_path, solved=True)
-    script = tmp_path / "sweep.py"
-    script.write_text(SEED_SWEEP, encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, str(script), "300"], cwd=folder,
-        env={**env(), "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    failures = json.loads(proc.stdout.strip().splitlines()[-1])
+    failures = sweep_failures(student_copy(tmp_path, solved=True), SEED_SWEEP)
     assert not failures, f"{len(failures)} false failures on correct code, e.g. {failures[:5]}"
 
 

@@ -79,6 +79,8 @@ def _intro(assignment) -> str:
                   if selfcheck.tests(assignment) else
                   "The cells titled *Autograded* run the grader's checks when your notebook is graded;\n"
                   "  leave them as they are.")
+    helpers = ("\n- Given, not graded (keep these files beside this notebook: the cells import them): "
+               + ", ".join(f"`{f}`" for f in assignment.helpers) + ".") if assignment.helpers else ""
     return f"""# {assignment.title}
 
 Each code cell below belongs to one of the assignment's files; its first line says which
@@ -89,7 +91,7 @@ your code, then run all cells.
   are your scratch space and are not graded, so write everything your classes need in
   the file cells, and keep their first line.
 - All cells share one namespace, {example}
-- Shell and magic lines (`!pip ...`, `%timeit ...`) are skipped by the grader.
+- Shell and magic lines (`!pip ...`, `%timeit ...`) are skipped by the grader.{helpers}
 - {autograded}
 
 | Part | Points |

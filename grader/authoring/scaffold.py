@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -70,7 +71,10 @@ def init_course(folder: Path, force: bool = False) -> list[Path]:
         raise ValueError(f"{config} already exists: this is a course already (--force to overwrite)")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    config.write_text(COURSE_TOML.format(seed=secrets.token_hex(16)), encoding="utf-8")
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the seed is private: owner only
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(COURSE_TOML.format(seed=secrets.token_hex(16)))
+    os.chmod(config, 0o600)
     written.append(config)
     for source in sorted(bundled.glob(f"*/{MANIFEST}")):
         target = folder / courses.SOLUTIONS / source.parent.name

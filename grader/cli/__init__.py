@@ -86,6 +86,7 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
         grading.prestart(host.process_uid())  # warms up while the rest is imported
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.text import Text
 
@@ -97,8 +98,9 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
     console = Console(stderr=True)
     console.print(f"assignment: {grading.assignment.name} ({grading.assignment.title})", highlight=False)
     if grading.settings.public_seed:
-        console.print("[yellow]warning[/]: grading with the public default seed: every input can be "
-                      "precomputed. Set a private `seed` in course.toml (`grader init` writes one).")
+        console.print("[yellow]warning[/]: grading with a public or guessable seed (the default, or under 64 "
+                      "bits): every input can be precomputed. Set a private `seed` in course.toml (`grader init` "
+                      "writes 128 random bits).")
     try:
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -106,7 +108,7 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
             result = batch.grade_class(
                 submissions, out, grading, jobs=workers, resume=resume,
                 on_start=lambda total: progress.update(task, total=total, description="grading"),
-                on_done=lambda r: progress.update(task, advance=1, description=f"graded {r.student}"),
+                on_done=lambda r: progress.update(task, advance=1, description=f"graded {escape(r.student)}"),
                 remote=remote,
             )
     except batch.NoStudents as exc:
@@ -119,8 +121,8 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
     except batch.CannotGrade as exc:
         raise Refusal(f"nobody was graded: the reference solution, graded first as a check, did not score "
                       f"full marks here.\n{exc}", CANNOT_GRADE) from None
-    console.print(result.canary.report() if result.canary else
-                  "canary: run by every cluster worker before it took work" if remote else "canary: skipped")
+    console.print(Text(result.canary.report() if result.canary else
+                       "canary: run by every cluster worker before it took work" if remote else "canary: skipped"))
     for reason in result.skipped:
         console.print(Text.assemble(("skipped ", "yellow"), reports.display_text(reason)))
     out_console = Console()
@@ -131,12 +133,14 @@ def grade(submissions: Path, out: Path, assignment: str | None, course, jobs: st
     click.echo(reports.summary_line(result.results))
     if result.resumed:
         click.echo(f"{result.resumed} student(s) kept from the earlier run (--resume).")
-    click.echo(f"Reports: {out / 'grades.csv'}, {out / 'class.html'}, {out}/<student>/report.html")
+    click.echo(f"Reports: {out / 'grades.csv'}, {out / 'class.html'}, "
+               f"{out / reports.STUDENTS}/<student>/report.html")
     if result.grader_errors:
         failed = result.failed_students
-        console.print(f"[red]the grader itself failed on {len(failed)} student(s)[/]: {', '.join(failed[:20])}"
-                      f"{' ...' if len(failed) > 20 else ''}; see {out / 'grader-errors.log'}. Their failed "
-                      "checks scored 0: fix the cause and run again with --resume.")
+        console.print(Text.assemble((f"the grader itself failed on {len(failed)} student(s)", "red"),
+                                    f": {', '.join(failed[:20])}{' ...' if len(failed) > 20 else ''}; see "
+                                    f"{out / 'grader-errors.log'}. Their failed checks scored 0: fix the cause "
+                                    "and run again with --resume."))
         raise SystemExit(GRADER_FAILURES)
 
 

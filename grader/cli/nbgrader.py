@@ -54,7 +54,8 @@ def render_config(course_id: str, timeout: int, execute: bool, config: Path | No
 @click.option("--force", is_flag=True, help="Overwrite the config and source files if they exist.")
 def init(course_dir: Path, assignment: str | None, nbgrader_id: str | None, course_id: str | None, timeout: int,
          execute: bool, course, force: bool) -> None:
-    """Write an nbgrader course: config, source notebook and the students' self-check.
+    """Write an nbgrader course: config, source notebook, the helper modules it imports and the
+    students' self-check.
 
     \b
     Example:

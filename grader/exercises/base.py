@@ -21,15 +21,23 @@ from grader.judging.scoring import Item, Scorer
 from grader.worker.client import StudentError, Worker, WorkerError
 
 __all__ = ["Answers", "Case", "Declared", "Judging", "Misconception", "Outcome", "Quantity", "Values",
-           "case_rng", "copy"]
+           "case_rng", "copy", "same"]
 
 
 @dataclass(frozen=True)
 class Case:
-    """One input set: ``make(rng)`` returns the named inputs (float64, fresh each call)."""
+    """One input set: ``make(rng)`` returns the named inputs (float64, fresh each call).
+
+    ``grades`` names the quantities this case grades when not all of them apply (a layer's
+    test mode has a forward pass and no backward one)."""
 
     name: str
     make: Callable[[np.random.Generator], Values]
+    grades: tuple[str, ...] | None = None
+
+    def points(self, points: dict[str, float]) -> dict[str, float]:
+        """The exercise's points per quantity, kept to what this case grades."""
+        return {q: p for q, p in points.items() if self.grades is None or q in self.grades}
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class Quantity:
 
     source: tuple[str, object]   # ("return", None | index) | ("attr", name) | ("forward", None)
     wrt: str | None = None       # the named input it differentiates (None: not a gradient)
+    state: bool = False          # kept across calls (running statistics): every call changes it
 
 
 @dataclass
@@ -81,7 +90,7 @@ class Answers:
         key = (exercise.part, case.name)
         if key not in self._made:
             values = case.make(case_rng(self.seed, exercise.part, case.name))
-            self._made[key] = (values, exercise.expected(self.reference, values))
+            self._made[key] = (values, exercise.expected(self.reference, values, case))
         return self._made[key]
 
 
@@ -100,7 +109,7 @@ class Judging:
 
     @property
     def max_points(self) -> float:
-        return sum(self.points.values()) * len(self.cases)
+        return sum(sum(case.points(self.points).values()) for case in self.cases)
 
     @property
     def target(self) -> str:
@@ -144,6 +153,12 @@ class Judging:
                 return m
         return None
 
+    def failed_layers(self, scorer: Scorer | None) -> list[str]:
+        """The parts this exercise ``depends`` on that already lost points for this student."""
+        depends = getattr(self, "depends", ())
+        return sorted({i.result.part for i in (scorer.items if scorer else []) if i.settled
+                       and i.result.status != "passed" and i.result.part in depends})
+
     def items_of(self, scorer: Scorer) -> list[Item]:
         """Every item this exercise grades, planned (the plugin plans before a test runs)."""
         return [item for _, items in self.plan(scorer) for item in items.values()]
@@ -151,7 +166,7 @@ class Judging:
     def plan(self, scorer: Scorer) -> list[tuple[Case, dict[str, Item]]]:
         """Every item of every case, planned before any student code runs."""
         return [(case, {q: scorer.plan(self.part, f"{self.part}: {q} ({case.name})", p)
-                        for q, p in self.points.items()}) for case in self.cases]
+                        for q, p in case.points(self.points).items()}) for case in self.cases]
 
     def grade(self, worker: Worker, scorer: Scorer, answers: Answers) -> None:
         """Grade every case; a hang or crash stops this part only."""
@@ -180,7 +195,8 @@ class Judging:
         except WorkerError:
             return
 
-    def expected(self, reference: dict, values: Values) -> dict:
+    def expected(self, reference: dict, values: Values, case: Case | None = None) -> dict:
+        """The reference's answers for one case's inputs."""
         raise NotImplementedError
 
     def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers,
@@ -211,6 +227,15 @@ class Malformed:
 
     def __init__(self, message: str):
         self.message = message
+
+
+def same(got, right) -> bool:
+    """``got`` equals ``right`` exactly enough (both the student's numbers: a value and the
+    same value computed another way from the student's own parts)."""
+    try:
+        return checks.compare("", got, np.asarray(right, dtype=np.float64)).ok
+    except (TypeError, ValueError):
+        return False
 
 
 def batch_of(values: Values) -> int | None:

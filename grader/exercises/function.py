@@ -1,10 +1,15 @@
-"""A function that computes a value and its gradients: ``f(**inputs) -> (value, {input: d value / d input})``.
+"""A function of named inputs, judged on what it returns.
 
-For a computational graph built by hand from layers (the book's shopping example): the
-value and each gradient are judged against the reference's, one item each. When a layer
-part it ``depends`` on already failed, the graph is replayed correctly with the student's
-own layer objects (``walk``, declared by the assignment as worker steps): if their
-function gives exactly that, the error is the layer's, and the layer part is blamed.
+With ``inputs``, it computes a value and those inputs' gradients,
+``f(**inputs) -> (value, {input: d value / d input})``: a computational graph built by
+hand from layers (the book's shopping example). Without, it returns the value alone (a
+number or an array: the weights after one learning step, images folded back from
+their columns). The value and each
+gradient are judged against the reference's, one item each, and a wrong one is matched
+against the declared misconceptions. When a layer part it ``depends`` on already failed,
+the graph is replayed correctly with the student's own layer objects (``walk``, declared
+by the assignment as worker steps): if their function gives exactly that, the error is
+the layer's, and the layer part is blamed.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grader.exercises.base import Answers, Case, Declared, Outcome, Values
+from grader.exercises.base import Answers, Case, Declared, Outcome, Values, copy, same
 from grader.judging import checks
 from grader.judging.misconceptions import Misconception, format_error
 from grader.worker.client import Program
@@ -24,7 +29,7 @@ class FunctionExercise(Declared):
     part: str
     module: str
     function: str
-    inputs: Sequence[str]                # the inputs whose gradients are returned
+    inputs: Sequence[str]                # the inputs whose gradients are returned (none: the value alone)
     cases: Sequence[Case]
     value: str = "value"                 # what the first returned element is called
     misconceptions: Sequence[Misconception] = ()
@@ -40,8 +45,10 @@ class FunctionExercise(Declared):
     def target(self) -> str:
         return self.function
 
-    def expected(self, reference, values: Values) -> tuple:
-        return getattr(reference[self.module], self.function)(**values)
+    def expected(self, reference, values: Values, case: Case | None = None) -> tuple:
+        """(value, {input: gradient}) as the reference computes them (no gradients without ``inputs``)."""
+        result = getattr(reference[self.module], self.function)(**copy(values))
+        return result if self.inputs else (result, {})
 
     def grade_case(self, worker, case: Case, items, answers: Answers, scorer=None) -> None:
         values, expected = answers.get(self, case)
@@ -76,7 +83,9 @@ class FunctionExercise(Declared):
                            misconception=mistake.id if mistake else None)
             return
         result = outcome.values[0]
-        if not (isinstance(result, tuple | list) and len(result) == 2 and isinstance(result[1], dict)):
+        if not self.inputs:
+            result = (result, {})
+        elif not (isinstance(result, tuple | list) and len(result) == 2 and isinstance(result[1], dict)):
             for item in items.values():
                 item.failed(f"{self.function}() should return ({self.value}, grads) with grads a dict; "
                             f"got {checks.describe(result)}.")
@@ -84,9 +93,9 @@ class FunctionExercise(Declared):
         theirs = {self.value: result[0], **{f"d{k}": result[1].get(k) for k in self.inputs}}
         right = {self.value: own[0], **{f"d{k}": own[1][k] for k in self.inputs}} if own else {}
         for name, got in theirs.items():
-            target = np.float64(value) if name == self.value else np.float64(grads[name[1:]])
+            target = np.asarray(value if name == self.value else grads[name[1:]], dtype=np.float64)
             label = self.value if name == self.value else f"d {self.value} / d {name[1:]}"
-            if right and not checks.compare("", got, target).ok and _same(got, right[name]):
+            if right and not checks.compare("", got, target).ok and same(got, right[name]):
                 where = "that part" if len(failed_layers) == 1 else "those parts"
                 items[name].passed(f"{label}: {self.function}() builds the graph right; the value differs "
                                    f"from the true one only because of your {', '.join(failed_layers)} "
@@ -96,11 +105,3 @@ class FunctionExercise(Declared):
             if not ok and failed_layers:  # say where to look first
                 items[name].result.feedback += (f"\nYour {', '.join(failed_layers)} already fails its own "
                                                 f"checks, and {self.function}() is built from it: fix that first.")
-
-
-def _same(got, right) -> bool:
-    """``got`` equals the replayed value exactly enough (both the student's numbers)."""
-    try:
-        return checks.compare("", got, np.asarray(right, dtype=np.float64)).ok
-    except (TypeError, ValueError):
-        return False

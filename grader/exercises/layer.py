@@ -12,9 +12,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.exercises.base import Answers, Case, Declared, Malformed, Outcome, Quantity, Values, case_rng, copy
+from grader.exercises.base import (
+    Answers,
+    Case,
+    Declared,
+    Malformed,
+    Outcome,
+    Quantity,
+    Values,
+    case_rng,
+    copy,
+    same,
+)
 from grader.judging import checks
-from grader.judging.misconceptions import PROTOCOL, Misconception, format_error
+from grader.judging.misconceptions import INPUT_CHANGED, PROTOCOL, Misconception, format_error
 from grader.judging.scoring import Item, Scorer
 from grader.worker.client import Program, Worker, WorkerError, clean_error
 from grader.worker.inside.protocol import Raised
@@ -33,18 +44,37 @@ class LayerExercise(Declared):
     cases: Sequence[Case]
     misconceptions: Sequence[Misconception] = ()
     either: Callable[[Values, dict], dict] | None = None  # equally valid answers at kinks
+    nearest: Callable[[Values, dict, dict], dict] | None = None  # where many answers are right (tied
+    #                 maxima share a gradient in any split): (inputs, expected, the student's) -> the
+    #                 right answer nearest the student's, per quantity
     frozen: Callable[[Values], dict] | None = None        # entries not to perturb numerically
     numeric_directions: int = 2
     protocol_points: float = 1.0  # the layer protocol's item (``LayerProtocol``); 0: not checked
+    integer_inputs: Sequence[str] | None = None  # the forward inputs the protocol also sends as integers
+    #                                              (default: all; a loss's targets may be, its outputs not)
     seed_key: str | None = None  # np.random.seed(values[seed_key]) before every forward: a random
     #                              mask (dropout) is the same in the reference, the student's call
     #                              and every numerical probe
+    unchanged: Sequence[str] = ()  # inputs the layer must leave as they were (the protocol checks)
+    trained: Sequence[str] | None = None  # the constructor's arrays training changes in place
+    #                                       (default: every float array it takes)
+    depends: Sequence[str] = ()    # parts the layer's methods call (a function students write)
+    walk: Callable[[Program, Values], dict] | None = None  # quantity -> what the layer gives when
+    #                 right, built from the student's own ``depends`` parts (worker steps)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.unchanged:  # the protocol can name it for this layer: the catalogue lists it
+            self.misconceptions = [*self.misconceptions, INPUT_CHANGED]
 
     # -- the reference side (trusted, in the grader's process) -------------------------
-    def expected(self, reference, values: Values) -> dict[str, object]:
+    def expected(self, reference, values: Values, case: Case | None = None) -> dict[str, object]:
+        """The reference's answers; a case that grades no backward quantity runs forward only."""
         layer = getattr(reference[self.module], self.cls)(*self.args(self.init, copy(values)))
         with _seeded(self.seed(values)):
             out = {"forward": layer.forward(*self.args(self.forward, copy(values)))}
+        if case is not None and not self.backward_graded(case):
+            return {"forward": np.asarray(out["forward"], dtype=np.float64)}
         returned = layer.backward(*self.args(self.backward, copy(values)))
         for name, quantity in self.quantities.items():
             kind, key = quantity.source
@@ -57,7 +87,7 @@ class LayerExercise(Declared):
     @property
     def max_points(self) -> float:
         """The cases' items and the layer protocol's item."""
-        return sum(self.points.values()) * len(self.cases) + max(self.protocol_points, 0)
+        return super().max_points + max(self.protocol_points, 0)
 
     @property
     def protocol(self) -> LayerProtocol | None:
@@ -74,6 +104,10 @@ class LayerExercise(Declared):
     def attrs(self) -> list[tuple[str, str]]:
         return [(q, qu.source[1]) for q, qu in self.quantities.items() if qu.source[0] == "attr"]
 
+    def backward_graded(self, case: Case) -> bool:
+        """Whether the case grades anything backward gives (a test-mode case does not)."""
+        return any(q != "forward" for q in case.points(self.points))
+
     # -- gather --------------------------------------------------------------------------
     def gather(self, case: Case, values: Values) -> tuple[Program, list]:
         """The case's round trip: forward, backward, the gradient attributes, the probes."""
@@ -83,6 +117,9 @@ class LayerExercise(Declared):
             program.seed(self.seed(values))
         # tolerate: a broken forward is reported as such, and backward is still checked
         out = program.call(layer, "forward", *self.args(self.forward, copy(values)), tolerate=True)
+        if not self.backward_graded(case):
+            program.keep(out)
+            return program, []
         back = program.call(layer, "backward", *self.args(self.backward, copy(values)))
         attrs = [program.get(layer, key, optional=True) for _, key in self.attrs]
         program.keep(out, back, *attrs)
@@ -91,12 +128,25 @@ class LayerExercise(Declared):
     def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers, scorer=None):
         values, expected = answers.get(self, case)
         program, plan = self.gather(case, values)
-        self.judge_case(values, expected, Outcome.of(worker, program), plan, items)
+        outcome = Outcome.of(worker, program)
+        failed = self.failed_layers(scorer)
+        own = self.own_parts(worker, values) if failed and self.walk and self.backward_graded(case) else {}
+        self.judge_case(values, expected, outcome, plan, items, own, failed)
+
+    def own_parts(self, worker: Worker, values: Values) -> dict:
+        """quantity -> what the layer gives when right, computed with the student's own parts
+        it ``depends`` on (``walk``); empty when those raise."""
+        program = Program()
+        found = self.walk(program, copy(values))
+        program.keep(*found.values())
+        outcome = Outcome.of(worker, program)
+        return {} if outcome.error is not None else dict(zip(found, outcome.values, strict=True))
 
     # -- judge (pure) ----------------------------------------------------------------------
     def judge_case(self, values: Values, expected: dict, outcome: Outcome, plan: list,
-                   items: dict[str, Item]) -> None:
-        """Settle the case's items from what came back; no worker involved."""
+                   items: dict[str, Item], own: dict | None = None, failed_layers: Sequence[str] = ()) -> None:
+        """Settle the case's items from what came back; no worker involved. ``own``: each
+        quantity as the layer gives it when right, from the student's failed parts ``failed_layers``."""
         if outcome.error is not None and not self.settle_error(outcome, values, items):
             return
         kept = len(self.attrs) + 2
@@ -115,11 +165,29 @@ class LayerExercise(Declared):
             if name in items and not items[name].settled:
                 student[name] = self.read(name, quantity, returned)
         either = self.either(values, expected) if self.either else {}
+        if self.nearest:
+            either = {**either, **self.nearest(values, expected, student)}
+        excused = self.blame(student, expected, own or {}, items, failed_layers)
         verdicts = {name: self.judge(name, student.get(name), expected[name], values, items,
                                      f"{self.cls}.backward: {name}", either.get(name))
-                    for name in self.quantities}
+                    for name in self.quantities if name in items and name not in excused}
         if forward_ok:  # the second oracle: consistency with the student's own forward
             self.numeric_notes(plan, got[kept:], values, student, items, verdicts)
+
+    def blame(self, student: dict, expected: dict, own: dict, items: dict[str, Item],
+              failed_layers: Sequence[str]) -> set[str]:
+        """The quantities that are wrong only because a part the layer calls is: passed here,
+        with a message pointing at that part."""
+        excused = set()
+        for name, right in own.items():
+            value = student.get(name)
+            if name in items and not items[name].settled and not checks.compare("", value, expected[name]).ok \
+                    and same(value, right):
+                where = "that part" if len(failed_layers) == 1 else "those parts"
+                items[name].passed(f"{self.cls}.backward: {name}: your backward is right; the value differs from "
+                                   f"the true one only because of your {', '.join(failed_layers)} (see {where}).")
+                excused.add(name)
+        return excused
 
     def settle_error(self, outcome: Outcome, values: Values, items: dict[str, Item]) -> bool:
         """The student's code raised at ``outcome.step``: settle what cannot be judged.
@@ -197,9 +265,9 @@ class LayerExercise(Declared):
         slopes: dict[str, list] = {}
         for (name, u), pair in zip(plan, outs, strict=False):
             grad = student.get(name)
-            if (not isinstance(pair, tuple) or len(pair) != 2 or any(isinstance(v, Raised) for v in pair)
-                    or not isinstance(grad, np.ndarray) or grad.shape != u.shape
-                    or not np.all(np.isfinite(grad))):
+            if (name not in verdicts or not isinstance(pair, tuple) or len(pair) != 2
+                    or any(isinstance(v, Raised) for v in pair) or not isinstance(grad, np.ndarray)
+                    or grad.shape != u.shape or not np.all(np.isfinite(grad))):
                 continue
             try:
                 # the student's precision: a float32 loss crosses as a plain number, its gradient does not
@@ -253,7 +321,12 @@ class LayerProtocol:
     - integer inputs (every case, scalars too): the same as the same numbers as floats;
       float32 inputs: the same as float64, within float32's tolerance;
     - the constructor's arrays changed in place (as training changes ``params``): the same
-      as a layer built with the new arrays.
+      as a layer built with the new arrays;
+    - the inputs named ``unchanged`` are left as they were (the caller still uses them: an
+      earlier layer may hold them, or they are the training data).
+
+    Quantities that every call changes (``Quantity.state``: running statistics) are not
+    compared after forward was called twice.
     """
 
     exercise: LayerExercise
@@ -292,7 +365,7 @@ class LayerProtocol:
         if not failures:
             item.passed(f"{ex.cls} honours the layer protocol: {'; '.join(c.title for c in found)}.")
             return
-        mistake = PROTOCOL[failures[0][0].mistake]
+        mistake = {**PROTOCOL, INPUT_CHANGED.id: INPUT_CHANGED}[failures[0][0].mistake]
         said = "\n".join(f"{check.title}: {why}" for check, why in failures)
         item.failed(f"{said}\n{mistake.text()}", mistake.id)
 
@@ -300,8 +373,8 @@ class LayerProtocol:
     def checks(self, answers: Answers) -> list[_Check]:
         ex = self.exercise
         rng = case_rng(answers.seed, ex.part, "protocol")
-        cases = [answers.get(ex, case)[0] for case in ex.cases]
-        arrays = next((v for v in cases if all(isinstance(v[n], np.ndarray) for n in ex.forward)), None)
+        cases = [answers.get(ex, case)[0] for case in ex.cases if ex.backward_graded(case)]
+        arrays = next((v for v in cases if isinstance(v[ex.forward[0]], np.ndarray)), None)
         found: list[_Check] = []
         if arrays is not None:
             other = _another_batch(arrays, ex, rng)
@@ -309,16 +382,21 @@ class LayerProtocol:
                                 "state-shared-between-objects",
                                 [_Use((arrays, other), interleave=True)], [_Use((arrays,)), _Use((other,))]))
             found.append(_Check("forward twice (another batch the second time), then backward",
-                                "state-from-an-earlier-call", [_Use((arrays, other))], [_Use((other,))]))
+                                "state-from-an-earlier-call", [_Use((arrays, other))], [_Use((other,))],
+                                stateless=True))
             low = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
                    for k, v in arrays.items()}
             upcast = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
                       for k, v in low.items()}
-            found.append(_Check("float32 inputs", "low-precision-inputs", [_Use((low,))], [_Use((upcast,))]))
+            found.append(_Check("float32 inputs", "low-precision-inputs", [_Use((low,))], [_Use((upcast,))],
+                                precision="float32"))  # float32 round-off, whatever dtype comes back
             moved = _moved_init(arrays, ex, rng)
             if moved is not None:
                 found.append(_Check("the constructor's arrays changed in place", "parameters-copied",
                                     [_Use((arrays,), moved=moved)], [_Use((moved,))]))
+            if ex.unchanged:
+                found.append(_Check(f"{', '.join(ex.unchanged)} left as given", INPUT_CHANGED.id,
+                                    [_Use((arrays,), watch=tuple(ex.unchanged))], []))
         for values in cases:
             ints = _integers(values, ex)
             if ints is not None:
@@ -333,22 +411,27 @@ class LayerProtocol:
     # -- gather: every check in one program, every call tolerated ---------------------------
     def gather(self, program: Program, uses: list[_Use]) -> tuple[int, int]:
         """Add the calls; return the slice of the kept values they fill: per object judged,
-        its forward output, what backward returned, and the gradient attributes."""
+        its forward output, what backward returned, and the gradient attributes (then the
+        watched inputs, as the calls left them)."""
         ex = self.exercise
         start = len(program.kept)
+        sent: dict = {}  # inputs sent once and passed as they are (watched), not as copies
 
         def forward(obj, values):
             if ex.seed_key:
                 program.seed(ex.seed(values))
-            return program.call(obj, "forward", *ex.args(ex.forward, copy(values)), tolerate=True)
+            args = {**copy(values), **sent}
+            return program.call(obj, "forward", *ex.args(ex.forward, args), tolerate=True)
 
         def backward(obj, values):
-            back = program.call(obj, "backward", *ex.args(ex.backward, copy(values)), tolerate=True)
+            args = {**copy(values), **sent}
+            back = program.call(obj, "backward", *ex.args(ex.backward, args), tolerate=True)
             return [back, *(program.get(obj, key, optional=True) for _, key in ex.attrs)]
 
         for use in uses:
             first = use.inputs[0]
             given = {n: program.value(first[n]) for n in ex.init}
+            sent = {n: given[n] if n in given else program.value(first[n]) for n in use.watch}
             objects = [program.new(ex.module, ex.cls, *(given[n] for n in ex.init))]
             if use.moved is not None:
                 for n in ex.init:
@@ -362,7 +445,8 @@ class LayerProtocol:
                 continue
             for values in use.inputs[:-1]:
                 forward(objects[0], values)
-            program.keep(forward(objects[0], use.inputs[-1]), *backward(objects[0], use.inputs[-1]))
+            program.keep(forward(objects[0], use.inputs[-1]), *backward(objects[0], use.inputs[-1]),
+                         *sent.values())
         return start, len(program.kept)
 
     # -- judge (pure) -----------------------------------------------------------------------
@@ -374,21 +458,32 @@ class LayerProtocol:
         width = 2 + len(ex.attrs)
         names = ["forward", "__back__", *(q for q, _ in ex.attrs)]
         compared = 0
+        for use in check.used[:1]:  # a watching use is a check's only one
+            for name, after in zip(use.watch, used[width:width + len(use.watch)], strict=True):
+                before = use.inputs[0][name]
+                if not (isinstance(after, np.ndarray) and after.shape == before.shape
+                        and np.array_equal(after, before, equal_nan=True)):
+                    return f"{ex.cls} changed the array {name} it was given, in place", compared
         for index in range(len(fresh) // width):
             mine = dict(zip(names, used[index * width:(index + 1) * width], strict=False))
             base = dict(zip(names, fresh[index * width:(index + 1) * width], strict=False))
+            if isinstance(base.get("forward"), Raised):  # what it left behind is no answer
+                continue
             for name in ["forward", *ex.quantities]:
+                if check.stateless and name != "forward" and ex.quantities[name].state:
+                    continue
                 value, reference = (mine.get("forward"), base.get("forward")) if name == "forward" else \
                     (ex.read(name, ex.quantities[name], mine), ex.read(name, ex.quantities[name], base))
                 if isinstance(reference, Raised | Malformed) or not _numbers(reference):
                     continue
-                compared += name != "forward"
+                compared += name != "forward" and not ex.quantities[name].state  # a gradient
                 if isinstance(value, Raised):
                     return format_error(f"{ex.cls}.{'forward' if name == 'forward' else 'backward'}",
                                         clean_error(value.error)), compared
                 if isinstance(value, Malformed):
                     return value.message, compared
-                verdict = checks.compare(f"{ex.cls}: {name}", value, np.asarray(reference, dtype=np.float64))
+                verdict = checks.compare(f"{ex.cls}: {name}", value, np.asarray(reference, dtype=np.float64),
+                                         precision=check.precision)
                 if not verdict.ok:
                     return (verdict.message + " (a fresh object given the same inputs gives the expected "
                             "value)"), compared
@@ -403,6 +498,7 @@ class _Use:
     inputs: tuple
     interleave: bool = False
     moved: dict | None = None
+    watch: tuple[str, ...] = ()  # inputs passed as they are (not copies) and read back afterwards
 
 
 @dataclass
@@ -411,6 +507,8 @@ class _Check:
     mistake: str              # the PROTOCOL misconception a failure names
     used: list[_Use]          # the layer used so...
     fresh: list[_Use]         # ...must agree with fresh objects on the same inputs
+    stateless: bool = False   # more calls than the fresh objects made: state quantities differ
+    precision: str | None = None  # what the used object computed in, whatever dtype it returns
 
 
 def _numbers(value) -> bool:
@@ -430,18 +528,19 @@ def _another_batch(values: Values, ex: LayerExercise, rng: np.random.Generator) 
 
 
 def _moved_init(values: Values, ex: LayerExercise, rng: np.random.Generator) -> dict | None:
-    """The constructor's arrays moved to other values (None when it takes none)."""
-    moved = {n: values[n] + rng.standard_normal(values[n].shape) for n in ex.init
+    """The constructor's arrays that training changes moved to other values (None when it takes none)."""
+    moved = {n: values[n] + rng.standard_normal(values[n].shape) for n in (ex.init if ex.trained is None
+                                                                             else ex.trained)
              if isinstance(values[n], np.ndarray) and values[n].dtype.kind == "f"}
     return {**values, **moved} if moved else None
 
 
 def _integers(values: Values, ex: LayerExercise) -> dict | None:
-    """The forward inputs as integers (scalars rounded, arrays of 3x rounded); None when
-    none of them is a float."""
+    """The forward inputs that may be integers (``integer_inputs``), as integers (scalars
+    rounded, arrays of 3x rounded); None when none of them is a float."""
     out = dict(values)
     changed = False
-    for name in ex.forward:
+    for name in ex.forward if ex.integer_inputs is None else ex.integer_inputs:
         v = values[name]
         if isinstance(v, float):
             out[name], changed = int(round(v)), True

@@ -56,7 +56,7 @@ class NetworkExercise(Declared):
     build: Callable[[Values], tuple]           # the constructor's arguments for a case
     points: dict[str, float]                   # "loss" and one entry per parameter, per case
     cases: Sequence[Case]
-    misconceptions: Sequence[Misconception] = ()
+    misconceptions: Sequence[Misconception] = ()  # named by a wrong walk (trace) or a wrong gradient (wrong)
     seed_key: str | None = None                # np.random.seed(values[seed_key]) before constructing
     walk: Sequence[tuple[str, ...]] = ()       # the correct backward walk: attribute paths, last layer first
     walk_grads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # param -> its gradient after the walk
@@ -83,7 +83,7 @@ class NetworkExercise(Declared):
         """The weights after one training step from the case's: ``W - step_size * dW``."""
         return {k: values[k] - self.step_size * grads[k] for k in self.params}
 
-    def expected(self, reference, values: Values) -> dict:
+    def expected(self, reference, values: Values, case: Case | None = None) -> dict:
         """Loss and gradients at the case's weights, and the gradients after the step."""
         net = getattr(reference[self.module], self.cls)(*self.build(values))
         for key in self.params:
@@ -100,11 +100,6 @@ class NetworkExercise(Declared):
         return out
 
     # -- gather --------------------------------------------------------------------------------
-    def failed_layers(self, scorer: Scorer | None) -> list[str]:
-        """The layer parts this net depends on that already lost points for this student."""
-        return sorted({i.result.part for i in (scorer.items if scorer else []) if i.settled
-                       and i.result.status != "passed" and i.result.part in self.depends})
-
     def grade_case(self, worker, case, items, answers: Answers, scorer: Scorer | None = None) -> None:
         values, expected = answers.get(self, case)
         program = Program()
@@ -172,8 +167,9 @@ class NetworkExercise(Declared):
                             f"training step changed net.params in place it is not:\n{second[key].message}\n"
                             f"{stale.text()}", stale.id)
             else:
-                item.failed(first[key].message + (f"\n{mistake.text()}" if mistake else ""),
-                            mistake.id if mistake else None)
+                named = mistake or self.diagnose_value(key, grads.get(key), values)
+                item.failed(first[key].message + (f"\n{named.text()}" if named else ""),
+                            named.id if named else None)
         self.numeric_notes(plan, numeric, grads, items)
 
     def settle_error(self, outcome: Outcome, values: Values, expected: dict, items, first_step: int) -> None:

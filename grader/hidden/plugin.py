@@ -11,6 +11,8 @@ every student (``grader.hidden.session``). What a hidden test can ask for:
 - ``student``: the hand-in's modules, driven through proxies
   (``student.<module>.<Class>(...).forward(x)`` runs in the sandboxed worker);
 - ``worker``, ``scorer`` (function scope): for tests that plan several graded items;
+- ``notes`` (function scope): a list; each line a test appends goes into the student's
+  report as a note, with no points (e.g. what an optional oracle said);
 - ``assignment``, ``reference``, ``answers``, ``seed``, ``settings`` (session scope):
   the assignment, its reference modules, each case's inputs and reference answers
   (made once per session), the course seed and settings;
@@ -45,6 +47,7 @@ class Current:
     scorer: object
     bugs: list[str] = field(default_factory=list)      # hidden-test failures, for the instructor
     skipped: list[str] = field(default_factory=list)   # tests skipped at run time, with the reason
+    notes: list[str] = field(default_factory=list)     # lines hidden tests added for the student
 
 
 @dataclass
@@ -114,6 +117,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_line(f"{part}: {score:g} / {top:g}")
     total = sum(r.score for r in results), sum(r.max_score for r in results)
     terminalreporter.write_line(f"total: {total[0]:g} / {total[1]:g} ({ctx.current.worker.isolation})")
+    for note in [*ctx.current.notes, *(f"not graded (skipped): {why}" for why in ctx.current.skipped)]:
+        terminalreporter.write_line(f"note: {note}")
 
 
 def problems(session: pytest.Session, items: list) -> list[str]:
@@ -127,8 +132,8 @@ def problems(session: pytest.Session, items: list) -> list[str]:
             if name != "request" and name not in getattr(item, "callspec", _NoParams).params \
                     and not manager.getfixturedefs(name, item):
                 found.append(f"{item.nodeid}: fixture {name!r} not found (the grader's: assignment, "
-                             "settings, seed, reference, answers, worker, scorer, student, rng, exercise, "
-                             "protocol)")
+                             "settings, seed, reference, answers, worker, scorer, student, rng, notes, "
+                             "exercise, protocol)")
         try:
             _marked(item)
         except pytest.UsageError as exc:
@@ -298,6 +303,12 @@ def worker(request):
 @pytest.fixture
 def scorer(request):
     return _current(request).scorer
+
+
+@pytest.fixture
+def notes(request) -> list[str]:
+    """Lines for the student's report: what a test says without points (never a score)."""
+    return _current(request).notes
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ class _Loop:
         self.owner = session
         self.items: list[pytest.Item] = []
         self.errors: list[str] = []
+        self.deselected: list[str] = []
         self.jobs: queue.Queue = queue.Queue()
 
     @pytest.hookimpl(trylast=True)
@@ -74,9 +75,16 @@ class _Loop:
         if report.failed:
             self.errors.append(f"{report.nodeid or 'collection'}:\n{report.longreprtext}")
 
+    def pytest_deselected(self, items) -> None:
+        self.deselected += [i.name for i in items]
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.items = [i for i in session.items if plugin.gradeable(i)]
         self.errors += plugin.problems(session, self.items)
+        if self.owner.select and not self.items:
+            names = ", ".join(sorted(set(self.deselected))[:12]) or "none"
+            self.errors.append(f"--select {self.owner.select!r} matches none of the hidden tests "
+                               f"(a pytest -k expression over their names: {names})")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
@@ -116,6 +124,7 @@ class _Loop:
             isolation = str(worker.isolation) if worker.isolation else "isolation: unknown"
         results = scorer.results()
         _attribute(results, job.staged)
+        notes += current.notes
         notes += [f"Not graded (skipped): {why}" for why in current.skipped]
         bugs = [f"{job.student} / {bug}" for bug in current.bugs]
         return StudentResult(job.student, results, isolation=isolation, notes=notes, output=output,

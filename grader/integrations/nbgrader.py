@@ -28,6 +28,11 @@ with the list of files to restore. The rest of the run is unaffected: it grades 
 what was loaded before the first kernel started. ``grader nbgrader init --no-execute``
 leaves ``Execute`` out altogether.
 
+``KeepReleaseMetadata`` runs first in nbgrader's *sanitize* pass: a cell keeps nbgrader
+metadata only as the release made it (the gradebook's source cells), so a student's own
+``grade: true``, or metadata copied from another notebook, cannot make ``OverwriteCells``
+or ``DeduplicateIds`` crash on the notebook (a silent 0) or move a grade cell.
+
 ``ScrubFeedback`` (for ``generate_feedback``) removes hidden-test regions and any
 error or stderr output from grade cells, so no hidden line or traceback reaches a
 student.
@@ -49,7 +54,7 @@ from traitlets import Unicode
 from grader import course as courses
 from grader.authoring.notebook import strip_hidden
 from grader.grading import Grading
-from grader.intake.notebook import extract_cells
+from grader.intake.notebook import safe_extract
 from grader.nb import cell_score, feedback, grade_notebook
 
 KEY = "grader"  # our entry in nbconvert's resources
@@ -148,6 +153,61 @@ class _Gradebook:
             self.copy = None
 
 
+class KeepReleaseMetadata(NbGraderPreprocessor):
+    """Sanitize pass, first: nbgrader metadata is the release's, never the student's.
+
+    Each grade id the gradebook knows for this notebook stays on one cell (the one whose
+    source is still the release's, else the last, as DeduplicateIds would keep), with the
+    release's flags and points restored; every other cell's nbgrader metadata (an unknown
+    id, a duplicate, no id, not a mapping) is removed, so the cell is plain student code.
+    """
+
+    def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            try:
+                release = gradebook.find_notebook(info["notebook"], info["assignment"])
+            except MissingEntry:
+                return nb, resources  # nbgrader itself says what is wrong with the assignment
+            source = {c.name: (c.source, bool(c.locked)) for c in release.source_cells}
+            grades = {c.name: float(c.max_score) for c in release.grade_cells}
+            solutions = {c.name for c in release.solution_cells}
+            tasks = {c.name for c in release.task_cells}
+        holders: dict[str, list[int]] = {}
+        for i, cell in enumerate(nb.cells):
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if meta is None:
+                continue
+            grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+            if isinstance(grade_id, str) and grade_id in source:
+                holders.setdefault(grade_id, []).append(i)
+            else:
+                self._drop(cell, i, "its nbgrader metadata is not from the release")
+        for grade_id, cells in holders.items():
+            text, locked = source[grade_id]
+            keep = next((i for i in cells if nb.cells[i].get("source") == text), cells[-1])
+            for i in cells:
+                if i != keep:
+                    self._drop(nb.cells[i], i, f"a second cell claiming to be {grade_id!r}")
+            meta = nb.cells[keep].metadata.nbgrader
+            meta.update(grade=grade_id in grades, solution=grade_id in solutions, locked=locked)
+            if grade_id in tasks:
+                meta["task"] = True
+            else:
+                meta.pop("task", None)
+            if grade_id in grades:
+                meta["points"] = grades[grade_id]
+            else:
+                meta.pop("points", None)
+        return nb, resources
+
+    def _drop(self, cell: nbformat.NotebookNode, index: int, why: str) -> None:
+        self.log.warning("cell %d: %s; it is graded as the student's own code", index, why)
+        del cell.metadata["nbgrader"]
+
+
 class GradeInSandbox(NbGraderPreprocessor):
     """Grade the notebook's code in the sandbox before nbgrader's kernel runs any of it."""
 
@@ -179,7 +239,7 @@ class GradeInSandbox(NbGraderPreprocessor):
         result = grade_notebook(data, student, state.grading)
         for error in result.grader_errors:
             self.log.error("grader error (the item scores 0 until regraded): %s", error)
-        resources[KEY] = {"result": result, "extracted": extract_cells(nb, state.grading.assignment),
+        resources[KEY] = {"result": result, "extracted": safe_extract(nb, state.grading.assignment),
                           "gradebook": _Gradebook(resources["nbgrader"]["db_url"]), "key": key,
                           "files": state.fingerprint()}
         self.log.info("%s: graded in the sandbox (%s): %s / %s", student, result.isolation,

@@ -17,6 +17,10 @@ from grader.worker.inside.protocol import Unsendable
 
 RTOL = 1e-6          # against the float64 reference: correct code differs by ~1e-15
 LOW_RTOL = 1e-4      # an answer computed in float32 (or float16): correct code differs by ~1e-6
+FLOOR = 1e-3         # entries below this fraction of the tensor's largest are judged at that scale
+LOW_FLOOR = 1.0      # ... in float32, every entry at the largest one's scale: a sum that cancels (a
+#                      convolution's db, batch norm's dx) keeps its terms' round-off, measured up to
+#                      2e-5 of the largest entry; a float16 squeeze costs 5e-4 and more
 NUMERIC_RTOL = 1e-4  # against central differences: the book's +1e-7 in log costs up to ~2e-5
 H = 1e-5             # central-difference step in float64
 
@@ -67,11 +71,11 @@ def as_number_array(value, expected: np.ndarray) -> tuple[np.ndarray | None, str
     return value.astype(np.float64, copy=False), ""
 
 
-def relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """|got - expected| relative to each entry, floored at 0.1% of the tensor's scale."""
+def relative_errors(got: np.ndarray, expected: np.ndarray, floor: float = FLOOR) -> np.ndarray:
+    """|got - expected| relative to each entry, floored at ``floor`` times the tensor's scale."""
     # out=: two arrays in all, not five (a 784x50 gradient is judged on every hand-in)
     magnitude = np.abs(expected, out=np.empty(expected.shape))
-    floor = max(1e-3 * float(magnitude.max()), 1e-12) if expected.size else 1e-12
+    floor = max(floor * float(magnitude.max()), 1e-12) if expected.size else 1e-12
     np.maximum(magnitude, floor, out=magnitude)
     with np.errstate(all="ignore"):  # a NaN or inf the student returned is judged, not warned about
         errors = np.subtract(got, expected, out=np.empty(expected.shape))
@@ -81,27 +85,30 @@ def relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def compare(name: str, value, expected, *, either=None, batch: int | None = None,
-            rtol: float = RTOL) -> Verdict:
+            rtol: float = RTOL, precision: str | None = None) -> Verdict:
     """Judge ``value`` against ``expected``; where ``either`` is given, entries may match it.
 
     ``either`` holds an equally valid alternative answer per entry (a subgradient
-    choice at a kink); ``batch`` lets the message recognise a batch-size factor.
+    choice at a kink); ``batch`` lets the message recognise a batch-size factor;
+    ``precision`` ("float32") is the precision ``value`` was computed in when its dtype
+    does not say so (float32 inputs, a float64 buffer accumulating them).
     """
     expected = np.asarray(expected, dtype=np.float64)
     got, why = as_number_array(value, expected)
     if got is None:
         return Verdict(False, f"{name}: {why}.", np.inf)
-    low = low_precision(value)
+    low = low_precision(value) or precision
+    floor = FLOOR
     if low:  # round-off of the student's dtype, not of float64: judged with its own tolerance
-        rtol = max(rtol, LOW_RTOL)
-    errors = relative_errors(got, expected)
+        rtol, floor = max(rtol, LOW_RTOL), LOW_FLOOR
+    errors = relative_errors(got, expected, floor)
     if either is not None:
-        errors = np.minimum(errors, relative_errors(got, np.asarray(either, dtype=np.float64)))
+        errors = np.minimum(errors, relative_errors(got, np.asarray(either, dtype=np.float64), floor))
     worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
     error = float(errors[worst]) if errors.size else 0.0
     if error <= rtol:  # False for NaN: a non-finite entry never passes
-        note = (f"; computed in {low}, so judged with {low}'s tolerance ({rtol:.0e}) - float64 is "
-                f"what numerical gradient checks need") if low else ""
+        note = (f"; computed in {low}, so judged with {low}'s tolerance ({rtol:.0e} of the largest "
+                "entry) - float64 is what numerical gradient checks need") if low else ""
         return Verdict(True, f"{name}: correct (largest relative error {error:.1e}{note}).", error)
     if not np.all(np.isfinite(got)):
         bad = _index(np.argwhere(~np.isfinite(got))[0]) if got.ndim else ()

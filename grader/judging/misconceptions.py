@@ -79,6 +79,14 @@ PROTOCOL = {m.id: m for m in [
                   "one; nudging the weights and re-running the loss is the slow check, not the method."),
 ]}
 
+# named only for layers that declare inputs they must leave unchanged (the exercise carries it,
+# so it is in the catalogue of exactly those assignments)
+INPUT_CHANGED = Misconception(
+    "input-changed-in-place", "an input changed in place",
+    "The layer wrote into an array it was given (e.g. `x -= mean` or `x[...] = ...`); the caller still "
+    "holds that array - an earlier layer may keep it for its own backward, or it is the training data. "
+    "Compute into new arrays instead.")
+
 # named by static reading of the files (see grader.hidden.session)
 STATIC = [
     Misconception("duplicate-class", "a class defined twice under one name",

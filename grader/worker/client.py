@@ -92,7 +92,9 @@ class Worker:
         deadline = time.monotonic() + self.limits.call_seconds + 5
         self._send(protocol.pack({"sources": sources, "modules": list(self.import_order)}, []), deadline)
         header, _ = self._receive(deadline)
-        self.modules = header.get("modules", {}) if isinstance(header.get("modules"), dict) else {}
+        statuses = header.get("modules")
+        self.modules = {str(name)[:100]: _module_status(status)
+                        for name, status in (statuses.items() if isinstance(statuses, dict) else ())}
         return self.modules
 
     def close(self, kill: bool = True) -> int | None:
@@ -143,11 +145,13 @@ class Worker:
             if header.get("ok") is False and isinstance(header.get("error"), dict):
                 partial = [decode(t) for t in header.get("results", [])]
                 step = header.get("step") if isinstance(header.get("step"), int) else -1
-                raise StudentError(clean_error(header["error"]), step, partial, trace)
-            raise protocol.ProtocolError("reply is neither ok nor an error")
-        except (protocol.ProtocolError, TypeError, AttributeError) as exc:
+                failure = StudentError(clean_error(header["error"]), step, partial, trace)
+            else:
+                raise protocol.ProtocolError("reply is neither ok nor an error")
+        except Exception as exc:  # noqa: BLE001 - whatever the reply makes us raise, it is malformed
             self.close()
-            raise WorkerError(f"the worker sent malformed data ({exc})") from None
+            raise WorkerError(f"the worker sent malformed data ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise failure
 
     def _remote(self, tree: dict) -> RemoteObject:
         methods = tree.get("methods") if isinstance(tree.get("methods"), list) else []
@@ -189,9 +193,11 @@ class Worker:
 
         try:
             return protocol.read_message(read_exactly)
-        except protocol.ProtocolError as exc:
+        except WorkerError:  # a timeout, or the process died: said by read_exactly itself
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything else the bytes cause is their sender's fault
             self.close()
-            raise WorkerError(f"the worker sent malformed data ({exc})") from None
+            raise WorkerError(f"the worker sent malformed data ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     def _fill(self, deadline: float, into: memoryview) -> int:
         """Receive what has arrived, at most ``len(into)`` bytes, into ``into``."""
@@ -273,6 +279,20 @@ def clean_error(error: dict) -> dict:
                            "code": str(f.get("code", ""))[:200]})
     return {"type": str(error.get("type", "Exception"))[:100],
             "message": str(error.get("message", ""))[:1000], "frames": frames}
+
+
+def _module_status(status) -> dict:
+    """A module's status as the worker reported it, reduced to well-typed fields."""
+    if not isinstance(status, dict):
+        return {"ok": False}
+    out = {"ok": status.get("ok") is True}
+    if status.get("missing") is True:
+        out["missing"] = True
+    if isinstance(status.get("error"), dict):
+        out["error"] = clean_error(status["error"])
+    if isinstance(status.get("names"), list):
+        out["names"] = [str(n)[:100] for n in status["names"][:1000]]
+    return out
 
 
 def _int(value) -> int:

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from grader import sandbox
+from grader import cgroups, sandbox
 from grader.worker import WORKER_DIR
 
 
@@ -53,6 +53,10 @@ class Zygote:
         self._waiting = False  # launched, "ready" not read yet
         self._errors = None    # the sandbox's stderr until it is ready
         self._empty: tempfile.TemporaryDirectory | None = None
+        self.host_pid: int | None = None  # the zygote process, as this machine numbers it
+        self.cgroup: cgroups.Cgroup | None = None  # each student's processes, charged together
+        self.seccomp = "seccomp: unknown (the sandbox has not started)"
+        self.memory = "memory cgroup: unknown (the sandbox has not started)"
 
     @property
     def alive(self) -> bool:
@@ -104,7 +108,7 @@ class Zygote:
         if not self._waiting:
             return
         try:
-            self._expect("ready", self.limits.call_seconds + 10)
+            reply = self._expect("ready", self.limits.call_seconds + 10)
         except WorkerError:
             self._errors.seek(0)
             said = self._errors.read(4096).decode(errors="replace").strip()
@@ -112,6 +116,26 @@ class Zygote:
             raise WorkerError("the sandbox did not start" + (f": {said}" if said else "")) from None
         finally:
             self._settled()
+        self.seccomp = _seccomp_line(reply.get("seccomp"))
+        self._confine(reply.get("pid"))
+
+    def _confine(self, inner_pid) -> None:
+        """A memory cgroup for this slot's students, where the machine allows one (said in
+        ``memory``); one that the machine allows but cannot be made stops the sandbox."""
+        found = cgroups.support()
+        if not found.ok:
+            self.memory = found.describe(self.limits.memory_mb)
+            return
+        pid = cgroups.host_pid(self.proc.pid, inner_pid) if isinstance(inner_pid, int) else None
+        try:
+            if pid is None:
+                raise OSError("the sandbox's worker process was not found")
+            self.cgroup = cgroups.Cgroup.make(self.limits.memory_mb)
+        except OSError as exc:
+            self.stop()
+            raise WorkerError(f"the sandbox's memory cgroup could not be made ({exc})") from None
+        self.host_pid = pid
+        self.memory = found.describe(self.limits.memory_mb)
 
     def _settled(self) -> None:
         """Ready (or gone): its stderr file and its empty /submission folder are not needed."""
@@ -133,6 +157,10 @@ class Zygote:
         if self.control is not None:
             self.control.close()
             self.control = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        self.host_pid = None
         self._settled()
 
     def spawn(self) -> tuple[socket.socket, int]:
@@ -144,7 +172,12 @@ class Zygote:
         out_read, out_write = os.pipe()
         try:
             socket.send_fds(self.control, [b'{"op": "spawn"}'], [theirs.fileno(), out_write])
-            self._expect("spawned", self.answer_seconds)
+            spawned = self._expect("spawned", self.answer_seconds)["spawned"]
+            if self.cgroup is not None:  # before the student's sources are sent: none of their code ran
+                child = next((c for c in cgroups.children(self.host_pid) if cgroups.nspid(c) == spawned), None)
+                if child is None:
+                    raise WorkerError("the student's process was not found")
+                self.cgroup.add(child)
         except (OSError, WorkerError):
             session.close()
             os.close(out_read)
@@ -163,10 +196,14 @@ class Zygote:
                 self.control.send(b'{"op": "kill"}')
             reply = self._expect("exited", self.answer_seconds)
         except (OSError, WorkerError, AttributeError):
+            if self.cgroup is not None:  # the kernel's word: still true of a zygote slow to clean up
+                self.memory_kills += self.cgroup.new_oom_kills()
             self.stop()  # a zygote that does not answer is replaced, never trusted
             return None
         kills = reply.get("memory_kills")
         self.memory_kills = kills if isinstance(kills, int) and not isinstance(kills, bool) else 0
+        if self.cgroup is not None:
+            self.memory_kills += self.cgroup.new_oom_kills()
         self.tampered = reply.get("tampered") is True
         if reply.get("retire") is not False:  # it could not undo what the child did
             self.stop()
@@ -183,6 +220,14 @@ class Zygote:
         if not isinstance(reply, dict) or reply.get(key) is None:
             raise WorkerError("the sandbox stopped answering")
         return reply
+
+
+def _seccomp_line(said) -> str:
+    """What the zygote said about its seccomp filter (its own proof, before any student), in words."""
+    if isinstance(said, dict) and said.get("on") is True:
+        return f"seccomp: on (every student process; refused: {str(said.get('denies', ''))[:600]})"
+    why = str(said.get("why", "?"))[:300] if isinstance(said, dict) else "the sandbox did not say"
+    return f"seccomp: off ({why})"
 
 
 def _large_buffers(sock: socket.socket, size: int = 4 << 20) -> None:

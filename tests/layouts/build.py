@@ -438,7 +438,8 @@ def grade_problems(layout: Layout) -> list[str]:
             if not ok:
                 wrong.append(f"{column} {got} (expected {want})")
         if wrong:
-            problems.append(f"{student}: {', '.join(wrong)}{_why(layout.out / student / 'report.json')}")
+            why = _why(layout.out / "students" / student / "report.json")
+            problems.append(f"{student}: {', '.join(wrong)}{why}")
     return problems
 
 

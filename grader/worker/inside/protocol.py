@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import struct
 
@@ -216,14 +217,19 @@ def pack_parts(header: dict, frames: list) -> list:
 
 
 def read_message(read_exactly) -> tuple[dict, list[np.ndarray]]:
-    """Read one message using ``read_exactly(n) -> bytes`` and validate every part."""
+    """Read one message using ``read_exactly(n) -> bytes`` and validate every part.
+
+    Whatever the bytes are, reading them raises nothing but ProtocolError (and what
+    ``read_exactly`` itself raises): the other side may be anybody's code.
+    """
     (size,) = _LEN.unpack(read_exactly(_LEN.size))
     if size > MAX_HEADER:
         raise ProtocolError(f"header of {size} bytes exceeds the limit")
+    raw = read_exactly(size)
     try:
-        header = json.loads(read_exactly(size))
-    except ValueError as exc:  # not UTF-8, not JSON, an int too long to read
-        raise ProtocolError("header is not JSON") from exc
+        header = json.loads(raw)
+    except (ValueError, RecursionError, MemoryError) as exc:  # not JSON, an int too long, nested 10^5 deep
+        raise ProtocolError(f"header is not JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not an object")
     sizes = header.pop("frames", [])
@@ -239,22 +245,30 @@ def _load(raw: bytes | bytearray) -> np.ndarray:
     """Read one frame; a strict fast path for what ``to_npy`` writes, else numpy's reader.
 
     A ``bytearray`` frame is the reader's own buffer: the array is built on it, not copied.
+    Sizes are multiplied as Python integers: a forged shape cannot overflow into a match;
+    and whatever else a forged frame makes numpy raise is a ProtocolError.
     """
+    try:
+        return _read_frame(raw)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed frame is the sender's fault
+        raise ProtocolError(f"unreadable array frame ({type(exc).__name__})") from None
+
+
+def _read_frame(raw: bytes | bytearray) -> np.ndarray:
     if raw[:8] == _MAGIC and len(raw) >= 10:
         size = int.from_bytes(raw[8:10], "little")
         match = _HEADER.fullmatch(raw[10:10 + size])
         if match:
             dtype = np.dtype(match.group(1).decode())
             shape = tuple(int(n) for n in re.findall(rb"\d+", match.group(2)))
-            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            if len(raw) - 10 - size == count * dtype.itemsize:
+            count = math.prod(shape)
+            if len(shape) <= 32 and len(raw) - 10 - size == count * dtype.itemsize:
                 array = np.frombuffer(raw, dtype=dtype, count=count, offset=10 + size).reshape(shape)
                 return array if isinstance(raw, bytearray) else array.copy()
             raise ProtocolError("array frame size does not match its header")
-    try:
-        array = np.load(io.BytesIO(raw), allow_pickle=False)
-    except Exception as exc:  # any malformed frame is the sender's fault
-        raise ProtocolError(f"unreadable array frame: {exc}") from None
+    array = np.load(io.BytesIO(raw), allow_pickle=False)
     if type(array) is not np.ndarray or array.dtype.kind not in ARRAY_KINDS:
         raise ProtocolError("array frame of a forbidden type")
     return array

@@ -17,10 +17,12 @@ compromised by the student; the grader trusts none of it. Imports: stdlib and nu
 only (the grader package is not in the sandbox).
 """
 import ctypes
+import errno
 import gc
 import importlib
 import importlib.abc
 import importlib.util
+import io
 import json
 import os
 import select
@@ -36,6 +38,7 @@ import numpy.random  # noqa: F401  numpy imports it lazily: 10 ms of every child
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # python -I does not add the script's folder
 import protocol  # noqa: E402
+import seccomp  # noqa: E402
 
 SUBMISSION = "/submission"  # where the sources appear to live, for tracebacks
 
@@ -43,7 +46,7 @@ SUBMISSION = "/submission"  # where the sources appear to live, for tracebacks
 class Sources(importlib.abc.MetaPathFinder, importlib.abc.SourceLoader):
     """Serves the hand-in's modules from memory, so ``from layers import ...`` works.
 
-    ``sources`` maps file paths (``x.py``, ``common/util.py``) to their text;
+    ``sources`` maps file paths (``x.py``, ``common/helpers.py``) to their text;
     a folder on the way (``common``) is a package.
     """
 
@@ -326,20 +329,35 @@ def walk(target, path: list):
     return target
 
 
-def child(session: int, output: int) -> None:
-    """One student's process: output to the grader's pipe, requests over the session."""
+def child(session: int, output: int, confine: bytes | None = None) -> None:
+    """One student's process: output to the grader's pipe, requests over the session.
+
+    ``confine``: the seccomp filter, loaded before any of the student's code exists.
+    stdout and stderr write through at once: a process killed at a deadline or by a
+    limit keeps every line it printed (a buffer would die with it).
+    """
+    if confine is not None:
+        seccomp.install(confine)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(output, 1)
     os.dup2(output, 2)
     os.close(output)
     sys.stdin = open(os.devnull)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = unbuffered(1)
+    sys.stderr = sys.__stderr__ = unbuffered(2)
     os.chdir("/tmp")
     first = Worker(session, session, {})
     header, _ = protocol.read_message(first.read_exactly)
     sources = header.get("sources") if isinstance(header.get("sources"), dict) else {}
     modules = header.get("modules") if isinstance(header.get("modules"), list) else []
     Worker(session, session, sources, modules).serve()
+
+
+def unbuffered(fd: int):
+    """A text stream on ``fd`` that hands every write to the kernel at once."""
+    return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                            line_buffering=True, write_through=True)
 
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
@@ -390,13 +408,15 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
     if own_uid is not None:
         become(own_uid, student, libc)
     ours = scheduling()
+    confine, filtered = confinement()
+    session = own_session_keyring(libc)
     try:
         warm_up()
     except Exception:  # only ever a little slower without it
         pass
     gc.collect()
     gc.freeze()  # the collector of a child then never walks (and copies) our objects' pages
-    control.send(b'{"ready": true}')
+    control.send(json.dumps({"ready": True, "pid": os.getpid(), "seccomp": filtered}).encode())
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(control, 4096, 2)
@@ -417,7 +437,7 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
                 # setresuid refuses with EINVAL, and the child ended at once, exit code 0)
                 if os.getresuid() != (student, student, student):
                     os.setresuid(student, student, student)
-                child(*fds)
+                child(*fds, confine)
             finally:
                 os._exit(0)
         for fd in fds:
@@ -426,7 +446,7 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
         code, memory_kills, tampered = watch(control, pid, memory_mb if sweep else None, ours)
         retire = tampered = tampered or (sweep and scheduling() != ours)
         if sweep:
-            retire = not clean(libc, keep) or retire
+            retire = not clean(libc, keep, (own_uid, student) if own_uid is not None else None, session) or retire
         else:
             reap()  # the zombies of orphans, which came back to us
         if code is None:
@@ -435,6 +455,19 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
                                  "tampered": tampered, "retire": retire}).encode())
         if retire:  # something could not be undone: the grader starts a fresh sandbox
             return
+
+
+def confinement() -> tuple[bytes | None, dict]:
+    """The seccomp filter every child loads, and what to tell the grader about it: on
+    (and what it denies) only once a throwaway child proved the calls are refused."""
+    try:
+        code = seccomp.program()
+    except OSError as exc:
+        return None, {"on": False, "why": exc.strerror or str(exc)}
+    failed = seccomp.probe(code)
+    if failed:
+        return None, {"on": False, "why": failed}
+    return code, {"on": True, "denies": seccomp.SUMMARY}
 
 
 class CapHeader(ctypes.Structure):
@@ -560,15 +593,21 @@ def cap_memory(memory_mb: int, dying: set) -> int:
     return killed
 
 
-def clean(libc, keep: set[str] = frozenset()) -> bool:
+SCRATCH = ("/tmp", "/dev/mqueue")  # the sandbox's writable file systems (POSIX message queues too)
+
+
+def clean(libc, keep: set[str] = frozenset(), uids: tuple[int, int] | None = None, session: bool = False) -> bool:
     """Kill every process of this sandbox but us and init and wait until they are gone;
-    remove every SysV IPC object and everything in /tmp but ``keep`` (the folders the
-    sandbox itself made there, e.g. for a venv that lives under the host's /tmp). True
-    if nothing is left.
+    remove every SysV IPC object, every POSIX message queue, everything in /tmp but
+    ``keep`` (the folders the sandbox itself made there, e.g. for a venv that lives
+    under the host's /tmp) and every key of the students' keyrings. True if nothing is
+    left.
 
     We are the processes' subreaper: once we have no child, none of them is left, and
-    the next child starts with the whole process budget. IPC objects and files outlive
-    their processes, and a folder left mode 000 resists a plain rmtree.
+    the next child starts with the whole process budget. IPC objects, message queues,
+    files and keys outlive their processes, and a folder left mode 000 resists a plain
+    rmtree. ``uids``: (ours, the students') when they differ; ``session``: the session
+    keyring is our own (``own_session_keyring``).
     """
     deadline = time.monotonic() + 1.0
     while True:
@@ -586,7 +625,51 @@ def clean(libc, keep: set[str] = frozenset()) -> bool:
             libc.semctl(ident, 0, IPC_RMID)
         else:
             getattr(libc, f"{kind}ctl")(ident, IPC_RMID, None)
-    return clear("/tmp", keep) and not ipc_objects()
+    cleared = all(clear(folder, keep) for folder in SCRATCH if os.path.isdir(folder))
+    return clear_keys(libc, uids, session) and cleared and not ipc_objects()
+
+
+KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 1, 7, 22
+KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
+
+
+def keyctl(libc, *args) -> int:
+    """keyctl(2), or -1 (ENOSYS) where its number is not known."""
+    nr = seccomp.number("keyctl")
+    if nr is None:
+        ctypes.set_errno(errno.ENOSYS)
+        return -1
+    return libc.syscall(nr, *args)
+
+
+def own_session_keyring(libc) -> bool:
+    """A fresh, empty session keyring for us and every child: not the one the grader's
+    process was started with (its owner's login keys), and ours to empty."""
+    return keyctl(libc, KEYCTL_JOIN_SESSION_KEYRING, None) > 0
+
+
+def clear_keys(libc, uids: tuple[int, int] | None, session: bool) -> bool:
+    """Empty the keyrings a student's process shares with the next one: the uid's user and
+    user-session keyrings, its persistent keyring and (``session``: our own) the session
+    keyring. The seccomp filter refuses keyctl to students; this holds where there is none.
+
+    The user keyrings belong to the *real* uid: with ``uids`` (ours, the students') we take
+    the students' real uid for the moment (none of their processes is left to signal us)
+    and give it back. True unless a keyring could not be emptied."""
+    ok = True
+    if uids is not None:
+        os.setresuid(uids[1], uids[1], uids[0])
+    try:
+        persistent = keyctl(libc, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_USER_KEYRING)
+        rings = [KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING] + ([persistent] if persistent > 0 else []) \
+            + ([KEY_SPEC_SESSION_KEYRING] if session else [])
+        for ring in rings:
+            if keyctl(libc, KEYCTL_CLEAR, ring) != 0 and ctypes.get_errno() not in (errno.ENOKEY, errno.ENOSYS):
+                ok = False
+    finally:
+        if uids is not None:
+            os.setresuid(uids[0], uids[1], uids[0])
+    return ok
 
 
 def clear(folder: str, keep: set[str]) -> bool:

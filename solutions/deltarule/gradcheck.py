@@ -1,0 +1,1 @@
+../backprop/gradcheck.py
