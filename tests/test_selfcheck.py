@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS
+from conftest import COURSE, RELEASE, REPO, SOLUTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -275,16 +275,29 @@ print(json.dumps(marks.found))
 """
 
 
-def test_every_check_names_its_part_and_pytest_part_runs_one(tmp_path):
-    """The part marks are the notebook's part -> checks map: every part has checks, every check a part."""
-    folder = student_copy(tmp_path, solved=True)
-    (tmp_path / "marks.py").write_text(PART_MARKS, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(tmp_path / "marks.py")], cwd=folder, env=env(),
+def part_marks(folder: Path) -> dict[str, list[str]]:
+    """check -> the parts it is marked with, as pytest collects them in the release ``folder``."""
+    script = folder.parent / "marks.py"
+    script.write_text(PART_MARKS, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=folder, env=env(),
                           capture_output=True, text=True, timeout=120)
-    marks = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(marks) == set(SELF_CHECK_TESTS)
-    assert all(len(parts) == 1 for parts in marks.values()), marks
-    assert sorted({p for parts in marks.values() for p in parts}) == sorted(BACKPROP.parts)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", COURSE.names())
+def test_every_part_has_checks_and_every_check_one_part(tmp_path, name):
+    """The part marks are the notebook's part -> checks map (``--part``, ``selfcheck.run(part)``):
+    in every release, each check names exactly one of the assignment's parts and each part has a check."""
+    assignment = COURSE.assignment(name)
+    marks = part_marks(student_copy(tmp_path, assignment=assignment))
+    assert marks and all(len(parts) == 1 for parts in marks.values()), marks
+    assert sorted({p for parts in marks.values() for p in parts}) == sorted(assignment.parts), marks
+
+
+def test_pytest_part_runs_one_parts_checks_and_names_the_parts_of_a_typo(tmp_path):
+    folder = student_copy(tmp_path, solved=True)
+    assert set(part_marks(folder)) == set(SELF_CHECK_TESTS)
     proc, outcomes, _ = run_selfcheck(folder, "--part", "Affine", seed=0)
     assert proc.returncode == 0 and outcomes == {"test_affine[2-D input]": ("passed", ""),
                                                  "test_affine[4-D input]": ("passed", "")}, proc.stdout
