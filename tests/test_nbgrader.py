@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from conftest import BACKPROP, RELEASE, SOLUTIONS, command, execute_notebook
+from conftest import BACKPROP, RELEASE, SOLUTIONS, command, execute_notebook, fill_in, solutions_of
 from nbgrader.api import Gradebook
 
 from grader.authoring.release import solution_lines
@@ -72,18 +72,11 @@ class Notebooks:
         self.course, self.name = course, name
         self.release = json.loads((course / f"release/{name}/{name}.ipynb").read_text(encoding="utf-8"))
         source = json.loads((course / f"source/{name}/{name}.ipynb").read_text(encoding="utf-8"))
-        self.solved = {c["id"]: "".join(c["source"]) for c in source["cells"]
-                       if "file" in c["metadata"].get("grader", {})}
+        self.solved = solutions_of(source)
 
     def hand_in(self, student: str, edits=(), extra=(), solve: bool = True, nbgrader=None) -> Path:
         """``nbgrader``: cell id -> the nbgrader metadata the student gave that cell."""
-        nb = copy.deepcopy(self.release)
-        for cell in nb["cells"]:
-            if solve and cell["id"] in self.solved:
-                text = self.solved[cell["id"]]
-                for old, new in edits:
-                    text = text.replace(old, new)
-                cell["source"] = text
+        nb = fill_in(copy.deepcopy(self.release), self.solved if solve else {}, edits)
         for i, code in enumerate(extra):  # a student's own cells, right after layers.py's top
             at = next(n for n, c in enumerate(nb["cells"]) if c["id"] == "layers-top")
             nb["cells"].insert(at + 1 + i, {"cell_type": "code", "id": f"own-{i}", "metadata": {},
@@ -200,10 +193,7 @@ def test_the_release_folder_holds_the_self_check_and_nothing_hidden(course):
 def test_the_released_notebooks_grade_cells_self_check_in_a_kernel(course, tmp_path):
     """A student runs nbgrader's release: each grade cell checks the notebook's own classes."""
     folder = shutil.copytree(course.path / "release" / "backprop", tmp_path / "backprop")
-    nb = nbformat.reads(json.dumps(course.hand.release), as_version=4)
-    for cell in nb.cells:
-        if cell.id in course.hand.solved:
-            cell.source = course.hand.solved[cell.id].replace(*DB_MEAN)
+    nb = fill_in(nbformat.reads(json.dumps(course.hand.release), as_version=4), course.hand.solved, [DB_MEAN])
     execute_notebook(nb, folder)
     printed = {c.metadata["grader"]["part"]: "".join(o.get("text", "") for o in c.outputs).splitlines()
                for c in nb.cells if "part" in c.metadata.get("grader", {})}

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from click.testing import CliRunner
-from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS, execute_notebook  # noqa: E402
+from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS, execute_notebook, fill_in, solutions_of
 
 from grader.authoring import notebook as authoring
 from grader.authoring.release import solution_lines
@@ -411,15 +411,8 @@ def student_notebook(tmp_path: Path, edits=(), unsolved=()) -> tuple[nbformat.No
     """A copy of the release whose notebook has the reference in its file cells, with ``(old, new)``
     edits; the cells of ``unsolved`` (ids) stay as released."""
     folder = shutil.copytree(RELEASE, tmp_path / "backprop", ignore=shutil.ignore_patterns("__pycache__"))
-    solved = {c.id: c.source for c in authoring.source_notebook(BACKPROP).cells
-              if "file" in c.metadata.get("grader", {})}
     nb = nbformat.read(folder / BACKPROP.notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.id in solved and cell.id not in unsolved:
-            cell.source = solved[cell.id]
-            for old, new in edits:
-                cell.source = cell.source.replace(old, new)
-    return nb, folder
+    return fill_in(nb, solutions_of(authoring.source_notebook(BACKPROP)), edits, unsolved), folder
 
 
 def self_check(nb: nbformat.NotebookNode, part: str) -> list[str]:
@@ -468,6 +461,21 @@ def test_a_wrong_notebook_reads_message_first_and_its_own_cells(tmp_path):
         assert not any(line.startswith("✗") for line in self_check(nb, part)), part
     printed = "\n".join(line for part in BACKPROP.parts for line in self_check(nb, part))
     assert not re.search(r"Traceback|test_backprop|gradcheck|selfcheck\.py|site-packages", printed), printed
+
+
+@pytest.mark.slow
+def test_under_nbgrader_autograde_the_grade_cells_print_nothing(tmp_path):
+    """The same wrong notebook in a kernel with nbgrader's autograde set: the released grade cells
+    (the self-check's line only) print nothing and raise nothing, so the grader's hidden check,
+    which follows that line in nbgrader's copy, is all the cell says."""
+    nb, folder = student_notebook(tmp_path, unsolved={"layers-MulLayer"},
+                                  edits=[("self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)")])
+    nb.cells.append(nbformat.v4.new_code_cell("import os; print(os.environ['NBGRADER_EXECUTION'])"))
+    execute_notebook(nb, folder, env={"NBGRADER_EXECUTION": "autograde"})
+    assert [o.get("text") for o in nb.cells[-1].outputs] == ["autograde\n"]  # what the kernel saw
+    cells = [c for c in nb.cells if "part" in c.metadata.get("grader", {})]
+    assert [c.metadata["grader"]["part"] for c in cells] == BACKPROP.parts
+    assert all(c.execution_count and c.outputs == [] for c in cells), [c.outputs for c in cells]
 
 
 RUN = """
