@@ -159,6 +159,15 @@ def feedback_text(course, student: str, name: str = "backprop") -> str:
 # ------------------------------------------------------------------ the release
 
 
+def released(course, assignment) -> dict[Path, bytes]:
+    """What `nbgrader generate_assignment` put into release/ beside ``assignment``'s notebook
+    (a course of this module's kind), as `grader release`'s notebook companions are keyed."""
+    release = course.path / "release" / assignment.name
+    files = {p.relative_to(release): p.read_bytes() for p in release.rglob("*") if p.is_file()}
+    assert files.pop(Path(assignment.notebook), None), f"no {assignment.notebook} in {release}"
+    return files
+
+
 def test_nbgrader_release_is_the_committed_student_notebook(course):
     """generate_assignment's release and `grader release`'s notebook hold the same cells."""
     ours = json.loads((RELEASE / BACKPROP.notebook).read_text(encoding="utf-8"))

@@ -391,6 +391,10 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert c.Execute.timeout == 90 and c.CourseDirectory.root == str(course.resolve())
     source = course / "source" / "backprop" / BACKPROP.notebook
     assert source.read_text(encoding="utf-8") == authoring.dumps(authoring.source_notebook(BACKPROP))
+    # beside it, the students' self-check as `grader release` writes it (and no .py stub, no README)
+    beside = {p.name for p in source.parent.iterdir()} - {BACKPROP.notebook}
+    assert beside == {"selfcheck.py", "conftest.py", "test_backprop.py", "gradcheck.py", "pytest.ini"}
+    assert all((source.parent / name).read_bytes() == (RELEASE / name).read_bytes() for name in beside)
     again = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop"])
     assert again.exit_code != 0 and "already exist" in again.output and "--force" in again.output
     forced = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--force"])
