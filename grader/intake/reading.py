@@ -122,7 +122,7 @@ class Tree:
     cut: str = ""    # why the walk stopped early ("" if it saw everything)
 
     def named(self, name: str) -> list[Path]:
-        """Files whose path ends with ``name`` (``net.py``, ``common/util.py``)."""
+        """Files whose path ends with ``name`` (``net.py``, ``pkg/helpers.py``)."""
         parts = Path(name).parts
         return [f for f in self.files if f.parts[-len(parts):] == parts]
 
