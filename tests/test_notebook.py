@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from click.testing import CliRunner
-from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS, execute_notebook, fill_in, solutions_of
+from conftest import BACKPROP, COURSE, RELEASE, REPO, SOLUTIONS, execute_notebook, fill_in, solutions_of
 
 from grader.authoring import notebook as authoring
 from grader.authoring.release import solution_lines
@@ -411,12 +411,14 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
 
 # ------------------------------------------------------- the students' self-check
 
-def student_notebook(tmp_path: Path, edits=(), unsolved=()) -> tuple[nbformat.NotebookNode, Path]:
-    """A copy of the release whose notebook has the reference in its file cells, with ``(old, new)``
-    edits; the cells of ``unsolved`` (ids) stay as released."""
-    folder = shutil.copytree(RELEASE, tmp_path / "backprop", ignore=shutil.ignore_patterns("__pycache__"))
-    nb = nbformat.read(folder / BACKPROP.notebook, as_version=4)
-    return fill_in(nb, solutions_of(authoring.source_notebook(BACKPROP)), edits, unsolved), folder
+def student_notebook(tmp_path: Path, edits=(), unsolved=(),
+                     assignment=BACKPROP) -> tuple[nbformat.NotebookNode, Path]:
+    """A copy of ``assignment``'s release whose notebook has the reference in its file cells, with
+    ``(old, new)`` edits; the cells of ``unsolved`` (ids) stay as released."""
+    folder = shutil.copytree(REPO / "assignments" / assignment.name, tmp_path / assignment.name,
+                             ignore=shutil.ignore_patterns("__pycache__"))
+    nb = nbformat.read(folder / assignment.notebook, as_version=4)
+    return fill_in(nb, solutions_of(authoring.source_notebook(assignment)), edits, unsolved), folder
 
 
 def self_check(nb: nbformat.NotebookNode, part: str) -> list[str]:
@@ -428,11 +430,13 @@ def self_check(nb: nbformat.NotebookNode, part: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_grade_cells_self_check_the_notebooks_own_code(tmp_path):
+@pytest.mark.parametrize("name", COURSE.names())
+def test_grade_cells_self_check_the_notebooks_own_code(tmp_path, name):
     """The reference typed into the cells: every part's cell says ✓ for each of its checks."""
-    nb, folder = student_notebook(tmp_path)
+    assignment = COURSE.assignment(name)
+    nb, folder = student_notebook(tmp_path, assignment=assignment)
     execute_notebook(nb, folder)
-    for part in BACKPROP.parts:
+    for part in assignment.parts:
         lines = self_check(nb, part)
         assert lines[0] == f"Self-check of {part} (it does not change your grade):"
         assert lines[1:-1] and all(line.startswith("✓ test_") for line in lines[1:-1]), lines
