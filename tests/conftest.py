@@ -3,6 +3,7 @@ and grading them for real (the real sandbox, the real hidden tests run by pytest
 from __future__ import annotations
 
 import json
+import os
 import sys
 import sysconfig
 from pathlib import Path
@@ -82,6 +83,35 @@ def grade(tmp_path, grading):
         return (with_ or grading).grade(Submission(folder.name, folder), staging, sandbox.WORKER_UID)
 
     return run
+
+
+def execute_notebook(nb, folder: Path, timeout: int = 120, env: dict[str, str] | None = None):
+    """Run every cell of ``nb`` in ``folder`` in a real Jupyter kernel of this interpreter, as a student
+    does (a cell that raises does not stop the rest); return ``nb`` with its outputs. ``env``: the
+    kernel's environment variables on top of this process's (e.g. nbgrader's autograde)."""
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute(env={**os.environ, **(env or {})})
+    return nb
+
+
+def solutions_of(source) -> dict[str, str]:
+    """cell id -> its code, for the file cells of a source notebook (nbgrader's, with solutions):
+    what a student who solved everything typed into the released notebook's cells."""
+    return {c["id"]: "".join(c["source"]) for c in source["cells"] if "file" in c["metadata"].get("grader", {})}
+
+
+def fill_in(nb, solutions: dict[str, str], edits=(), unsolved=()):
+    """Fill ``nb``'s file cells (a released notebook, JSON or nbformat) with ``solutions``, each with
+    the ``(old, new)`` edits applied; the cells of ``unsolved`` (ids) stay as released. Returns ``nb``."""
+    for cell in nb["cells"]:
+        if cell["id"] in solutions and cell["id"] not in unsolved:
+            text = solutions[cell["id"]]
+            for old, new in edits:
+                text = text.replace(old, new)
+            cell["source"] = text
+    return nb
 
 
 def part_scores(result: StudentResult) -> dict[str, float]:

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import CONVNET
-from test_nbgrader import Notebooks, cli_parts, feedback_text, gradebook, run, script
+from test_nbgrader import Notebooks, cli_parts, feedback_text, gradebook, released, run, script
 
-from grader.authoring.release import solution_lines
+from grader.authoring.release import notebook_companions, solution_lines
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.slow]
 
@@ -50,7 +50,11 @@ def course(tmp_path_factory):
     return SimpleNamespace(root=root, path=path, students=["correct", "partly", "untouched"])
 
 
-def test_the_helpers_are_released_beside_the_notebook(course):
+def test_the_helpers_and_the_self_check_are_released_beside_the_notebook(course):
+    """`grader nbgrader init` wrote them into source/; generate_assignment released them as they are."""
+    files = released(course, CONVNET)
+    assert {"selfcheck.py", "conftest.py", "test_convnet.py", "gradcheck.py"} <= {p.as_posix() for p in files}
+    assert files == notebook_companions(CONVNET)
     for name, text in CONVNET.helper_sources().items():
         assert (course.path / "release" / NAME / name).read_text(encoding="utf-8") == text
         assert (course.path / "autograded" / "correct" / NAME / name).is_file()

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import DELTARULE, REPO
-from test_nbgrader import Notebooks, cli_parts, feedback_text, gradebook, run, script
+from test_nbgrader import Notebooks, cli_parts, feedback_text, gradebook, released, run, script
 
 from grader.authoring.release import solution_lines
 
@@ -45,6 +45,14 @@ def course(tmp_path_factory):
     run(script("nbgrader") + ["generate_feedback", NAME, "--force"], course, env)
     run(script("nbgrader") + ["export"], course, env)
     return SimpleNamespace(root=root, path=course, env=env)
+
+
+def test_the_self_check_is_released_beside_the_notebook(course):
+    """`grader nbgrader init` wrote it into source/; generate_assignment released it as it is."""
+    files = released(course, DELTARULE)
+    assert {p.as_posix() for p in files} == {"selfcheck.py", "conftest.py", "test_deltarule.py", "gradcheck.py",
+                                             "pytest.ini"}
+    assert all(data == (RELEASE / path).read_bytes() for path, data in files.items())
 
 
 def test_autograde_scores_equal_grader_grade_part_by_part(course):

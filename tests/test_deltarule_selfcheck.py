@@ -25,7 +25,7 @@ NET_DELTA = "delta3 = 2.0 * (o - t) / o.size * o * (1.0 - o)"
 
 
 def run(folder, seed=None):
-    return run_selfcheck(folder, seed, tests=TESTS)
+    return run_selfcheck(folder, seed=seed, tests=TESTS)
 
 
 def test_fresh_release_fails_every_test_with_not_implemented(tmp_path):

@@ -19,8 +19,9 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
-from conftest import BACKPROP, RELEASE, SOLUTIONS, command
+from conftest import BACKPROP, RELEASE, SOLUTIONS, command, execute_notebook, fill_in, solutions_of
 from nbgrader.api import Gradebook
 
 from grader.authoring.release import solution_lines
@@ -71,18 +72,11 @@ class Notebooks:
         self.course, self.name = course, name
         self.release = json.loads((course / f"release/{name}/{name}.ipynb").read_text(encoding="utf-8"))
         source = json.loads((course / f"source/{name}/{name}.ipynb").read_text(encoding="utf-8"))
-        self.solved = {c["id"]: "".join(c["source"]) for c in source["cells"]
-                       if "file" in c["metadata"].get("grader", {})}
+        self.solved = solutions_of(source)
 
     def hand_in(self, student: str, edits=(), extra=(), solve: bool = True, nbgrader=None) -> Path:
         """``nbgrader``: cell id -> the nbgrader metadata the student gave that cell."""
-        nb = copy.deepcopy(self.release)
-        for cell in nb["cells"]:
-            if solve and cell["id"] in self.solved:
-                text = self.solved[cell["id"]]
-                for old, new in edits:
-                    text = text.replace(old, new)
-                cell["source"] = text
+        nb = fill_in(copy.deepcopy(self.release), self.solved if solve else {}, edits)
         for i, code in enumerate(extra):  # a student's own cells, right after layers.py's top
             at = next(n for n, c in enumerate(nb["cells"]) if c["id"] == "layers-top")
             nb["cells"].insert(at + 1 + i, {"cell_type": "code", "id": f"own-{i}", "metadata": {},
@@ -165,6 +159,15 @@ def feedback_text(course, student: str, name: str = "backprop") -> str:
 # ------------------------------------------------------------------ the release
 
 
+def released(course, assignment) -> dict[Path, bytes]:
+    """What `nbgrader generate_assignment` put into release/ beside ``assignment``'s notebook
+    (a course of this module's kind), as `grader release`'s notebook companions are keyed."""
+    release = course.path / "release" / assignment.name
+    files = {p.relative_to(release): p.read_bytes() for p in release.rglob("*") if p.is_file()}
+    assert files.pop(Path(assignment.notebook), None), f"no {assignment.notebook} in {release}"
+    return files
+
+
 def test_nbgrader_release_is_the_committed_student_notebook(course):
     """generate_assignment's release and `grader release`'s notebook hold the same cells."""
     ours = json.loads((RELEASE / BACKPROP.notebook).read_text(encoding="utf-8"))
@@ -174,6 +177,50 @@ def test_nbgrader_release_is_the_committed_student_notebook(course):
     points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
               for c in theirs["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
     assert points == MAX
+
+
+SELF_CHECK = {"conftest.py", "gradcheck.py", "pytest.ini", "selfcheck.py", "test_backprop.py"}
+
+
+def test_the_release_folder_holds_the_self_check_and_nothing_hidden(course):
+    """`grader nbgrader init` put the self-check into source/, so generate_assignment released it as it is."""
+    release = course.path / "release" / "backprop"
+    files = {p.relative_to(release).as_posix(): p for p in release.rglob("*") if p.is_file()}
+    assert set(files) == SELF_CHECK | {BACKPROP.notebook}
+    assert all(files[name].read_bytes() == (RELEASE / name).read_bytes() for name in SELF_CHECK)
+    secret = set().union(*(solution_lines((SOLUTIONS / n).read_text("utf-8")) for n in BACKPROP.files))
+    hidden = {p.read_bytes() for p in (SOLUTIONS / "hidden").rglob("*.py")}
+    assert not {p.name for p in (SOLUTIONS / "hidden").rglob("test_*.py")} & set(files)
+    for name, path in files.items():
+        text = path.read_text(encoding="utf-8")
+        rows = text.splitlines()
+        lines = {line.strip() for line in rows} | {line.split("#")[0].strip() for line in rows}
+        assert not secret & lines and "HIDDEN TESTS" not in text and "grader.nb" not in text, name
+        assert path.read_bytes() not in hidden, name
+
+
+def test_the_released_notebooks_grade_cells_self_check_in_a_kernel(course, tmp_path):
+    """A student runs nbgrader's release: each grade cell checks the notebook's own classes."""
+    folder = shutil.copytree(course.path / "release" / "backprop", tmp_path / "backprop")
+    nb = fill_in(nbformat.reads(json.dumps(course.hand.release), as_version=4), course.hand.solved, [DB_MEAN])
+    execute_notebook(nb, folder)
+    printed = {c.metadata["grader"]["part"]: "".join(o.get("text", "") for o in c.outputs).splitlines()
+               for c in nb.cells if "part" in c.metadata.get("grader", {})}
+    assert printed["MulLayer"] == ["Self-check of MulLayer (it does not change your grade):", "✓ test_mul_layer",
+                                   "It passes."]
+    assert printed["Affine"][1].startswith("✗ test_affine[2-D input]: Affine.backward: db: largest relative error")
+    assert printed["Affine"][-1] == "2 of 2 checks failed."
+    assert all(not any(line.startswith("✗") for line in printed[p]) for p in ("Relu", "Sigmoid", "ShoppingGraph"))
+
+
+def test_under_autograde_the_self_check_is_silent_and_the_hidden_check_scores(course):
+    """The self-check's line comes first in each grade cell and prints nothing there: the kernel's own
+    result (kept as kernel_said) is the hidden check's float, with no stderr or error before it."""
+    cells = grade_cells(graded_notebook(course, "correct"))
+    said = {p: c["metadata"]["grader"]["kernel_said"] for p, c in cells.items()}
+    assert said == {p: repr(m) for p, m in MAX.items()}
+    for part, cell in cells.items():
+        assert "".join(cell["source"]).splitlines()[2] == f"import selfcheck; selfcheck.run({part!r})"
 
 
 # ------------------------------------------------------------------ the scores

@@ -2,7 +2,8 @@
 
 Generation and extraction are checked on real notebooks; grading goes through the real
 sandbox (``grade`` fixture, conftest) or the real CLI, and the in-kernel ``check`` runs
-in its own interpreter so that anything it wrote to stderr would be seen.
+in its own interpreter so that anything it wrote to stderr would be seen. The students'
+self-check in the grade cells runs in a real Jupyter kernel (nbclient), as a student runs it.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from click.testing import CliRunner
-from conftest import BACKPROP, RELEASE, REPO, SOLUTIONS  # noqa: E402
+from conftest import BACKPROP, COURSE, RELEASE, REPO, SOLUTIONS, execute_notebook, fill_in, solutions_of
 
 from grader.authoring import notebook as authoring
 from grader.authoring.release import solution_lines
@@ -390,6 +391,10 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert c.Execute.timeout == 90 and c.CourseDirectory.root == str(course.resolve())
     source = course / "source" / "backprop" / BACKPROP.notebook
     assert source.read_text(encoding="utf-8") == authoring.dumps(authoring.source_notebook(BACKPROP))
+    # beside it, the students' self-check as `grader release` writes it (and no .py stub, no README)
+    beside = {p.name for p in source.parent.iterdir()} - {BACKPROP.notebook}
+    assert beside == {"selfcheck.py", "conftest.py", "test_backprop.py", "gradcheck.py", "pytest.ini"}
+    assert all((source.parent / name).read_bytes() == (RELEASE / name).read_bytes() for name in beside)
     again = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop"])
     assert again.exit_code != 0 and "already exist" in again.output and "--force" in again.output
     forced = runner.invoke(main, ["nbgrader", "init", str(course), "--assignment", "backprop", "--force"])
@@ -402,3 +407,108 @@ def test_nbgrader_init_writes_a_course_and_refuses_to_overwrite(tmp_path):
     assert order == sorted(order)
     help_text = runner.invoke(main, ["nbgrader", "init", "--help"]).output
     assert "Example:" in help_text
+
+
+# ------------------------------------------------------- the students' self-check
+
+def student_notebook(tmp_path: Path, edits=(), unsolved=(),
+                     assignment=BACKPROP) -> tuple[nbformat.NotebookNode, Path]:
+    """A copy of ``assignment``'s release whose notebook has the reference in its file cells, with
+    ``(old, new)`` edits; the cells of ``unsolved`` (ids) stay as released."""
+    folder = shutil.copytree(REPO / "assignments" / assignment.name, tmp_path / assignment.name,
+                             ignore=shutil.ignore_patterns("__pycache__"))
+    nb = nbformat.read(folder / assignment.notebook, as_version=4)
+    return fill_in(nb, solutions_of(authoring.source_notebook(assignment)), edits, unsolved), folder
+
+
+def self_check(nb: nbformat.NotebookNode, part: str) -> list[str]:
+    """What part's grade cell printed: stdout only (no error, no stderr), as lines."""
+    cell = next(c for c in nb.cells if c.metadata.get("grader", {}).get("part") == part)
+    assert cell.outputs, f"{part}'s cell printed nothing"
+    assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs), cell.outputs
+    return "".join(o.text for o in cell.outputs).splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", COURSE.names())
+def test_grade_cells_self_check_the_notebooks_own_code(tmp_path, name):
+    """The reference typed into the cells: every part's cell says ✓ for each of its checks."""
+    assignment = COURSE.assignment(name)
+    nb, folder = student_notebook(tmp_path, assignment=assignment)
+    execute_notebook(nb, folder)
+    for part in assignment.parts:
+        lines = self_check(nb, part)
+        assert lines[0] == f"Self-check of {part} (it does not change your grade):"
+        assert lines[1:-1] and all(line.startswith("✓ test_") for line in lines[1:-1]), lines
+        assert lines[-1] == ("It passes." if len(lines) == 3 else f"All {len(lines) - 2} pass.")
+
+
+@pytest.mark.slow
+def test_a_wrong_notebook_reads_message_first_and_its_own_cells(tmp_path):
+    """A stub, a NameError and a wrong formula: one ✗ line each, the sentence first, only the student's cells."""
+    nb, folder = student_notebook(tmp_path, unsolved={"layers-MulLayer"},
+                                  edits=[("self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)"),
+                                         ("dx[self.mask] = 0", "dx[mask] = 0")])
+    execute_notebook(nb, folder)
+    assert self_check(nb, "MulLayer")[1:] == ["✗ test_mul_layer: MulLayer.backward is not implemented yet",
+                                              "1 of 1 check failed."]
+    relu_cell = next(c for c in nb.cells if c.id == "layers-Relu")
+    line = relu_cell.source.splitlines().index("        dx[mask] = 0") + 1
+    assert self_check(nb, "Relu")[1:] == [
+        "✗ test_activation[Relu]: Relu.backward raised NameError: name 'mask' is not defined",
+        f"      Cell In[{relu_cell.execution_count}], line {line}, in Relu.backward", "        dx[mask] = 0",
+        "1 of 1 check failed."]
+    affine = self_check(nb, "Affine")
+    for got, shape in zip(affine[1:3], ("2-D", "4-D"), strict=True):
+        assert re.fullmatch(rf"✗ test_affine\[{shape} input\]: Affine\.backward: db: largest relative error "
+                            r"\S+ at index \(\d+,\): yours \S+, numerical \S+", got), affine
+    assert affine[3:] == ["2 of 2 checks failed."]
+    assert self_check(nb, "ShoppingGraph")[1] == \
+        "✗ test_shopping_graph: MulLayer.backward (called by buy_apple_orange) is not implemented yet"
+    for part in ("AddLayer", "Sigmoid", "SoftmaxWithLoss"):
+        assert not any(line.startswith("✗") for line in self_check(nb, part)), part
+    printed = "\n".join(line for part in BACKPROP.parts for line in self_check(nb, part))
+    assert not re.search(r"Traceback|test_backprop|gradcheck|selfcheck\.py|site-packages", printed), printed
+
+
+@pytest.mark.slow
+def test_under_nbgrader_autograde_the_grade_cells_print_nothing(tmp_path):
+    """The same wrong notebook in a kernel with nbgrader's autograde set: the released grade cells
+    (the self-check's line only) print nothing and raise nothing, so the grader's hidden check,
+    which follows that line in nbgrader's copy, is all the cell says."""
+    nb, folder = student_notebook(tmp_path, unsolved={"layers-MulLayer"},
+                                  edits=[("self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)")])
+    nb.cells.append(nbformat.v4.new_code_cell("import os; print(os.environ['NBGRADER_EXECUTION'])"))
+    execute_notebook(nb, folder, env={"NBGRADER_EXECUTION": "autograde"})
+    assert [o.get("text") for o in nb.cells[-1].outputs] == ["autograde\n"]  # what the kernel saw
+    cells = [c for c in nb.cells if "part" in c.metadata.get("grader", {})]
+    assert [c.metadata["grader"]["part"] for c in cells] == BACKPROP.parts
+    assert all(c.execution_count and c.outputs == [] for c in cells), [c.outputs for c in cells]
+
+
+RUN = """
+import sys
+exec(open(sys.argv[1]).read())  # the reference classes, defined in this script's globals as in a notebook
+import selfcheck
+selfcheck.run(sys.argv[2])
+print("left behind:", sorted({"layers", "test_backprop", "gradcheck", "conftest"} & set(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(("part", "autograde", "said"), [
+    ("Affine", False, ["Self-check of Affine (it does not change your grade):", "✓ test_affine[2-D input]",
+                       "✓ test_affine[4-D input]", "All 2 pass."]),
+    ("Affine", True, []),
+    ("Affin", False, ["Self-check of Affin: no check ran (no check is marked part(Affin); the parts: AddLayer, "
+                      "Affine, MulLayer, Relu, ShoppingGraph, Sigmoid, SoftmaxWithLoss, TwoLayerNet)."]),
+], ids=["checks", "silent-under-autograde", "unknown-part"])
+def test_selfcheck_run_prints_only_to_stdout_and_cleans_up(tmp_path, part, autograde, said):
+    """Outside Jupyter too; nothing under nbgrader's autograde (the hidden check scores the cell there)."""
+    folder = shutil.copytree(RELEASE, tmp_path / "backprop", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1"}
+    if autograde:
+        env["NBGRADER_EXECUTION"] = "autograde"
+    done = subprocess.run([sys.executable, "-c", RUN, str(SOLUTIONS / "layers.py"), part], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [*said, "left behind: []"]

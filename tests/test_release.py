@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import BACKPROP, COURSE, RELEASE, REPO, SOLUTIONS, command
 
-from grader.authoring.release import ReleaseError, release, solution_lines, strip_solutions
+from grader.assignment import Assignment
+from grader.authoring import selfcheck
+from grader.authoring.release import ReleaseError, notebook_companions, release, solution_lines, strip_solutions
 
 IGNORED = {"__pycache__", ".pytest_cache"}  # interpreter/pytest droppings, never released
 STUBBED = ("layers.py", "two_layer_net.py", "buy_apple_orange.py")
@@ -84,6 +86,49 @@ def test_release_empties_target_first(tmp_path):
     (out / "sub" / "stale.txt").write_text("old\n")
     release(BACKPROP, out)
     assert sorted(tree(out)) == sorted(tree(RELEASE))
+
+
+# ---------------------------------------------------------- the self-check's reporter
+
+DROPOUT = Path(__file__).resolve().parent / "assignments" / "dropout"
+
+
+def test_the_reporter_is_the_packages_file_and_conftest_names_the_students_files():
+    """Written once in grader/authoring/selfcheck/, copied as it is; conftest.py adds the one fact it needs."""
+    package = Path(selfcheck.__file__).parent / selfcheck.PLUGIN
+    assert (RELEASE / "selfcheck.py").read_bytes() == package.read_bytes()
+    conftest = (RELEASE / "conftest.py").read_text(encoding="utf-8")
+    assert f"selfcheck.STUDENT_FILES = {tuple(BACKPROP.files)!r}" in conftest
+    assert "from selfcheck import *" in conftest
+    assert selfcheck.tests(BACKPROP) == ["test_backprop.py"]
+
+
+def test_an_assignment_without_a_self_check_gets_no_reporter_and_plain_grade_cells(tmp_path):
+    dropout = Assignment.load(DROPOUT)
+    out = tmp_path / "dropout"
+    written = {p.relative_to(out).as_posix() for p in release(dropout, out)}
+    assert written == {"dropout.py", "common/functions.py", "dropout.ipynb"}
+    nb = json.loads((out / "dropout.ipynb").read_text(encoding="utf-8"))
+    grade = [c for c in nb["cells"] if "part" in c["metadata"].get("grader", {})]
+    assert grade and not any("selfcheck" in "".join(c["source"]) for c in grade)
+    assert not any("self-check" in "".join(c["source"]) for c in nb["cells"])
+
+
+def test_an_assignment_may_not_ship_its_own_conftest(tmp_path):
+    folder = shutil.copytree(SOLUTIONS, tmp_path / "solutions" / "backprop",
+                             ignore=shutil.ignore_patterns(*IGNORED))
+    (folder / "conftest.py").write_text("import pytest\n", encoding="utf-8")
+    with pytest.raises(ReleaseError, match="conftest.py: the release writes this file for the self-check"):
+        release(Assignment.load(folder), tmp_path / "out")
+
+
+def test_notebook_students_get_the_self_check_and_helpers_but_no_stub_or_py_readme():
+    companions = notebook_companions(BACKPROP)
+    assert sorted(p.as_posix() for p in companions) == \
+        ["conftest.py", "gradcheck.py", "pytest.ini", "selfcheck.py", "test_backprop.py"]
+    assert all(data == (RELEASE / path).read_bytes() for path, data in companions.items())
+    dropout = notebook_companions(Assignment.load(DROPOUT))
+    assert [p.as_posix() for p in dropout] == ["common/functions.py"], "the helper students' code imports"
 
 
 # ------------------------------------------------------------------ no leaks

@@ -1,7 +1,8 @@
 """The students' public self-check, run exactly as a student runs it: ``pytest`` in the folder.
 
 Each run uses a temporary copy of ``assignments/backprop`` (never the folder itself) in
-a fresh interpreter, with a JUnit report for per-test outcomes.
+a fresh interpreter, with a JUnit report for per-test outcomes. What the student reads
+(message first, only their own lines, nothing cut) is checked on pytest's real output.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import RELEASE, REPO, SOLUTIONS
+from conftest import COURSE, RELEASE, REPO, SOLUTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,7 @@ def student_copy(tmp_path: Path, solved: bool = False, assignment=None) -> Path:
     return folder
 
 
-SEEDING_CONFTEST = """\
+SEEDING_CONFTEST = """
 import numpy as np
 import pytest
 
@@ -71,20 +72,24 @@ def _seed(request):
 """
 
 
-def run_selfcheck(folder: Path, seed: int | None = None, tests=SELF_CHECK_TESTS):
-    """Run ``pytest`` in ``folder``; return (process, {test: (outcome, message)}, seconds).
+def run_selfcheck(folder: Path, *args: str, seed: int | None = None, columns: int | None = None,
+                  tests=SELF_CHECK_TESTS):
+    """Run ``pytest *args`` in ``folder``; return (process, {test: (outcome, message)}, seconds).
 
-    ``seed`` adds a conftest.py that reseeds the self-check's random inputs before each
-    test, for runs whose expected outcome must not depend on the draw; ``tests`` are the
-    self-check's tests, all of which must have run.
+    ``seed`` adds to the release's conftest.py a fixture that reseeds the self-check's
+    random inputs before each test, for runs whose expected outcome must not depend on the
+    draw; ``columns`` is the terminal's width; ``tests`` are the self-check's tests, all of
+    which must have run (unless ``--part`` chose some).
     """
-    if seed is not None:
-        (folder / "conftest.py").write_text(SEEDING_CONFTEST.format(seed=seed))
+    if seed is not None:  # beside the release's own conftest.py, which loads the reporter
+        with open(folder / "conftest.py", "a", encoding="utf-8") as conftest:
+            conftest.write(SEEDING_CONFTEST.format(seed=seed))
     report = folder.parent / "report.xml"
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--junitxml={report}"],
-        cwd=folder, env=env(), capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "pytest", f"--junitxml={report}", *args],
+        cwd=folder, env={**env(), **({"COLUMNS": str(columns)} if columns else {})},
+        capture_output=True, text=True, timeout=120,
     )
     elapsed = time.perf_counter() - start
     outcomes = {}
@@ -94,8 +99,52 @@ def run_selfcheck(folder: Path, seed: int | None = None, tests=SELF_CHECK_TESTS)
             if child.tag in {"failure", "error", "skipped"}:
                 outcome, message = child.tag, child.get("message", "")
         outcomes[case.get("name")] = (outcome, message)
-    assert set(outcomes) == set(tests), "the self-check's test set changed"
+    if "--part" not in args:
+        assert set(outcomes) == set(tests), "the self-check's test set changed"
     return proc, outcomes, elapsed
+
+
+def plant(folder: Path, name: str, original: str, bug: str) -> int:
+    """Replace ``original`` (found once) in the student's file ``name``; return its line number."""
+    path = folder / name
+    source = path.read_text(encoding="utf-8")
+    assert source.count(original) == 1, f"cannot plant the bug: {original!r} not found once"
+    path.write_text(source.replace(original, bug), encoding="utf-8")
+    return source[: source.index(original)].count("\n") + 1
+
+
+def failure_sections(output: str) -> dict[str, list[str]]:
+    """test -> the lines of its section under pytest's FAILURES header (``___ test ___``)."""
+    sections: dict[str, list[str]] = {}
+    current, inside = None, False
+    for line in output.splitlines():
+        if re.fullmatch(r"=+ FAILURES =+", line):
+            inside = True
+        elif inside and re.fullmatch(r"=+ .+ =+", line):
+            break
+        elif inside and (header := re.fullmatch(r"_+ (.+?) _+", line)):
+            current = header.group(1)
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    return sections
+
+
+def what_to_fix(output: str) -> dict[str, str]:
+    """test -> its line in the "what to fix" list at the end."""
+    listed = output.split(" what to fix ", 1)[1].split("\n", 1)[1]
+    found = re.findall(r"^FAILED test_backprop\.py::(.+?) - (.*)$", listed, flags=re.M)
+    return dict(found)
+
+
+def checker_lines() -> set[str]:
+    """The lines of the self-check's own code (tests, helper, reporter), as a student must never see them."""
+    lines = set()
+    for name in ("test_backprop.py", "gradcheck.py", "selfcheck.py", "conftest.py"):
+        for line in (RELEASE / name).read_text(encoding="utf-8").splitlines():
+            if len(line.strip()) > 8 and not line.strip().startswith("#"):
+                lines.add(line.strip())
+    return lines
 
 
 def test_fresh_release_fails_every_test_with_not_implemented(tmp_path):
@@ -107,9 +156,11 @@ def test_fresh_release_fails_every_test_with_not_implemented(tmp_path):
         outcome, message = outcomes[test]
         assert outcome == "failure", f"{test}: {outcome}"
         assert name in message and "is not implemented yet" in message, f"{test}: {message}"
-    for name in set(SELF_CHECK_TESTS.values()):
-        assert name in proc.stdout
-    assert proc.stdout.count("is not implemented yet") >= len(SELF_CHECK_TESTS)
+    # what the student reads: one line per test, the whole sentence
+    assert failure_sections(proc.stdout) == {test: [f"{name} is not implemented yet"]
+                                             for test, name in SELF_CHECK_TESTS.items()}, proc.stdout
+    assert what_to_fix(proc.stdout) == {test: f"{name} is not implemented yet"
+                                        for test, name in SELF_CHECK_TESTS.items()}
 
 
 def test_reference_solutions_pass_every_test(tmp_path):
@@ -150,10 +201,7 @@ def test_one_bug_fails_exactly_the_affected_tests(tmp_path, original, bug, faili
     false failure elsewhere cannot blur which tests the bug affects.
     """
     folder = student_copy(tmp_path, solved=True)
-    layers = folder / "layers.py"
-    source = layers.read_text(encoding="utf-8")
-    assert source.count(original) == 1, f"cannot plant the bug: {original!r} not found once"
-    layers.write_text(source.replace(original, bug), encoding="utf-8")
+    plant(folder, "layers.py", original, bug)
     proc, outcomes, elapsed = run_selfcheck(folder, seed=0)
     assert elapsed < TIME_LIMIT
     assert proc.returncode == 1
@@ -164,6 +212,99 @@ def test_one_bug_fails_exactly_the_affected_tests(tmp_path, original, bug, faili
         assert outcome == "failure"
         for fragment in fragments:
             assert fragment in message, f"{test}: {message}"
+
+
+DB_ERROR = re.compile(r"Affine\.backward: db: largest relative error \d\.\d\de[+-]\d\d at index \(\d+,\): "
+                      r"yours -?\d[\d.e+-]*, numerical -?\d[\d.e+-]*")
+
+
+def test_a_wrong_backward_says_its_message_first_whole_and_no_checker_code(tmp_path):
+    """-q on a 60-column terminal: each failure is its message, uncut, then "what to fix" repeats it."""
+    folder = student_copy(tmp_path, solved=True)
+    plant(folder, "layers.py", "self.db = np.sum(dout, axis=0)", "self.db = np.mean(dout, axis=0)")
+    proc, outcomes, _ = run_selfcheck(folder, "-q", seed=0, columns=60)
+    out = proc.stdout
+    sections = failure_sections(out)
+    net = "test_two_layer_net_gradient"
+    assert set(sections) == {"test_affine[2-D input]", "test_affine[4-D input]", net}, out
+    fix = what_to_fix(out)
+    for test in ("test_affine[2-D input]", "test_affine[4-D input]"):
+        first = sections[test][0]
+        assert DB_ERROR.fullmatch(first) and len(first) > 60, out
+        assert sections[test] == [first], "the message only: no source, no traceback"
+        assert fix[test] == first == outcomes[test][1]
+    assert sections[net] == [fix[net]] and fix[net].startswith("TwoLayerNet.gradient: b1: largest relative error")
+    shown = {line.strip() for line in out.splitlines()}
+    assert not shown & checker_lines(), sorted(shown & checker_lines())
+    assert not re.search(r"Traceback|^E |^>|gradcheck\.py|test_backprop\.py:\d|\.\.\.$", out, flags=re.M), out
+
+
+def test_an_exception_in_student_code_names_the_method_and_shows_only_their_lines(tmp_path):
+    """A NameError in Relu.backward: the sentence, then the student's file, line and code; no frame of ours."""
+    folder = student_copy(tmp_path, solved=True)
+    relu = plant(folder, "layers.py", "dx[self.mask] = 0", "dx[mask] = 0")
+    net = plant(folder, "two_layer_net.py", "dout = layer.backward(dout)", "dout = layer.backward(dout)")
+    proc, _, _ = run_selfcheck(folder, seed=0)
+    sections = failure_sections(proc.stdout)
+    raised = "raised NameError: name 'mask' is not defined"
+    in_relu = [f"  layers.py, line {relu}, in Relu.backward", "    dx[mask] = 0"]
+    assert sections == {
+        "test_activation[Relu]": [f"Relu.backward {raised}", *in_relu],
+        "test_two_layer_net_gradient": [f"Relu.backward (called by TwoLayerNet.gradient) {raised}",
+                                        f"  two_layer_net.py, line {net}, in TwoLayerNet.gradient",
+                                        "    dout = layer.backward(dout)", *in_relu],
+    }, proc.stdout
+    assert what_to_fix(proc.stdout)["test_activation[Relu]"] == f"Relu.backward {raised}"
+    assert not re.search(r"(test_backprop|gradcheck|selfcheck|conftest)\.py, line|_pytest|site-packages",
+                         proc.stdout), proc.stdout
+
+
+PART_MARKS = """
+import json, pytest
+
+
+class Marks:
+    def pytest_collection_modifyitems(self, items):
+        self.found = {item.name: sorted(a for mark in item.iter_markers("part") for a in mark.args)
+                      for item in items}
+
+
+marks = Marks()
+pytest.main(["--collect-only", "-qq"], plugins=[marks])
+print(json.dumps(marks.found))
+"""
+
+
+def part_marks(folder: Path) -> dict[str, list[str]]:
+    """check -> the parts it is marked with, as pytest collects them in the release ``folder``."""
+    script = folder.parent / "marks.py"
+    script.write_text(PART_MARKS, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=folder, env=env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", COURSE.names())
+def test_every_part_has_checks_and_every_check_one_part(tmp_path, name):
+    """The part marks are the notebook's part -> checks map (``--part``, ``selfcheck.run(part)``):
+    in every release, each check names exactly one of the assignment's parts and each part has a check."""
+    assignment = COURSE.assignment(name)
+    marks = part_marks(student_copy(tmp_path, assignment=assignment))
+    assert marks and all(len(parts) == 1 for parts in marks.values()), marks
+    assert sorted({p for parts in marks.values() for p in parts}) == sorted(assignment.parts), marks
+
+
+def test_pytest_part_runs_one_parts_checks_and_names_the_parts_of_a_typo(tmp_path):
+    folder = student_copy(tmp_path, solved=True)
+    assert set(part_marks(folder)) == set(SELF_CHECK_TESTS)
+    proc, outcomes, _ = run_selfcheck(folder, "--part", "Affine", seed=0)
+    assert proc.returncode == 0 and outcomes == {"test_affine[2-D input]": ("passed", ""),
+                                                 "test_affine[4-D input]": ("passed", "")}, proc.stdout
+    unknown = subprocess.run([sys.executable, "-m", "pytest", "--part", "Affin"], cwd=folder, env=env(),
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 4
+    assert "no check is marked part(Affin); the parts: AddLayer, Affine, MulLayer" in unknown.stderr
 
 
 SEED_SWEEP = r'''

@@ -5,7 +5,8 @@ inputs of *your* forward pass and compares the slope with what *your* backward r
 (col2im: with the gradient of the given im2col). Shapes are random and non-square, the
 batch has more than one sample and the upstream gradient ``dout`` is random, so a lucky
 coincidence cannot pass. Passing here is a good sign, not a grade: the hidden tests check
-more cases.
+more cases. ``pytest --part Convolution`` runs one part's checks (the ``part`` marks below);
+in the notebook, the *Autograded* cell of a part runs them.
 """
 import numpy as np
 import pytest
@@ -44,6 +45,7 @@ def check_layer(make, forward_args, inputs, attrs=()):
                         numerical_gradient(lambda: probe.forward(*forward_args), getattr(probe, param), dout))
 
 
+@pytest.mark.part("col2im")
 @pytest.mark.parametrize("filter_h, filter_w, stride, pad", [(3, 3, 1, 0), (3, 2, 2, 1)],
                          ids=["3x3 stride 1", "3x2 stride 2 pad 1"])
 def test_col2im(filter_h, filter_w, stride, pad):
@@ -56,6 +58,7 @@ def test_col2im(filter_h, filter_w, stride, pad):
                     numerical_gradient(lambda: im2col(x, filter_h, filter_w, stride, pad), x, dcol))
 
 
+@pytest.mark.part("BatchNormalization")
 @pytest.mark.parametrize("shape", [(5, 4), (4, 2, 3, 2)], ids=["2-D input", "4-D input"])
 def test_batch_normalization(shape):
     from convnet_layers import BatchNormalization
@@ -65,6 +68,7 @@ def test_batch_normalization(shape):
     check_layer(lambda: BatchNormalization(gamma, beta), (x, True), x, [("dgamma", "gamma"), ("dbeta", "beta")])
 
 
+@pytest.mark.part("BatchNormalization")
 def test_batch_normalization_test_mode():
     """With momentum 0 the running statistics become this batch's: test mode then gives
     exactly what training gave."""
@@ -85,6 +89,7 @@ def seeded(make, seed):
     return fresh
 
 
+@pytest.mark.part("Dropout")
 @pytest.mark.parametrize("shape", [(4, 6), (3, 2, 4, 3)], ids=["2-D input", "4-D input"])
 def test_dropout(shape):
     """The same seed before every forward: the same mask in every call."""
@@ -98,6 +103,7 @@ def test_dropout(shape):
     assert np.allclose(tested, x * (1 - ratio)), "Dropout: test mode scales by (1 - dropout_ratio)"
 
 
+@pytest.mark.part("Convolution")
 @pytest.mark.parametrize("fh, fw, stride, pad", [(3, 3, 1, 0), (3, 2, 2, 1)],
                          ids=["3x3 stride 1", "3x2 stride 2 pad 1"])
 def test_convolution(fh, fw, stride, pad):
@@ -107,6 +113,7 @@ def test_convolution(fh, fw, stride, pad):
     check_layer(lambda: Convolution(W, b, stride, pad), (x,), x, [("dW", "W"), ("db", "b")])
 
 
+@pytest.mark.part("Pooling")
 @pytest.mark.parametrize("pool_h, pool_w, stride", [(2, 2, 2), (3, 2, 1)], ids=["2x2 stride 2", "3x2 stride 1"])
 def test_pooling(pool_h, pool_w, stride):
     from convnet_layers import Pooling
@@ -118,6 +125,7 @@ def test_pooling(pool_h, pool_w, stride):
     check_layer(lambda: Pooling(pool_h, pool_w, stride), (x,), x)
 
 
+@pytest.mark.part("SimpleConvNet")
 def test_simple_convnet_gradient():
     from simple_convnet import SimpleConvNet
     net = SimpleConvNet(input_dim=(2, 6, 6), conv_param={"filter_num": 3, "filter_size": 3, "pad": 0, "stride": 1},

@@ -9,6 +9,8 @@ sample, and ``dout`` is random, so a lucky coincidence cannot pass.
 (``torch.manual_seed(13)``) without PyTorch: the weights and the input that seed gives
 are written out below, and your gradients must print what PyTorch printed.
 Passing here is a good sign, not your grade: the hidden tests check more cases.
+``pytest --part SigmoidOutput`` runs one part's checks (the ``part`` marks below); in the
+notebook, the *Autograded* cell of a part runs them.
 """
 import numpy as np
 import pytest
@@ -30,7 +32,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-@pytest.mark.parametrize("name", ["SSELoss", "MSELoss"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.part(n)) for n in ("SSELoss", "MSELoss")])
 def test_loss(name):
     import losses
     loss_class = getattr(losses, name)
@@ -41,6 +43,7 @@ def test_loss(name):
     assert_gradient(f"{name}.backward: dy", dy, numerical_gradient(lambda: loss_class().forward(y, t), y))
 
 
+@pytest.mark.part("SigmoidOutput")
 @pytest.mark.parametrize("inputs, outputs", [(5, 2), (4, 4)], ids=["5 inputs to 2 outputs", "square W"])
 def test_sigmoid_output(inputs, outputs):
     from delta_rule import SigmoidOutput
@@ -57,6 +60,7 @@ def test_sigmoid_output(inputs, outputs):
                         numerical_gradient(lambda: probe.forward(x), getattr(probe, name), dout))
 
 
+@pytest.mark.part("DeltaRule")
 def test_delta_rule_step():
     """The step must be -lr times the gradient of E = 1/2 sum (t - sigmoid(x . W))^2."""
     from delta_rule import delta_rule_step
@@ -71,6 +75,7 @@ def test_delta_rule_step():
     assert_gradient("delta_rule_step: the step, (W - W_new) / lr, against dE/dW", (W - W_new) / lr, error)
 
 
+@pytest.mark.part("ThreeLayerNet")
 @pytest.mark.parametrize("sizes", [(4, 5, 2, 1), (6, 4, 4, 3)], ids=["4-5-2-1", "6-4-4-3"])
 def test_three_layer_net_gradient(sizes):
     from three_layer_net import ThreeLayerNet
@@ -121,6 +126,7 @@ PRINTED = {"fc2.weight.grad": [[0.0000, 0.0000, 0.0000, 0.0000, 0.0000],
 BY_HAND = [("fc3.weight.grad", (0, 1), -0.02224), ("fc2.weight.grad", (1, 0), -0.03687)]
 
 
+@pytest.mark.part("ThreeLayerNet")
 def test_the_notes_worked_example():
     from three_layer_net import ThreeLayerNet
     net = ThreeLayerNet(4, 5, 2, 1)

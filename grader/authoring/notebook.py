@@ -6,7 +6,10 @@ the file (``# file: <name>.py``) and whose metadata says it too
 (``metadata["grader"]["file"]``). Solution regions stay as nbgrader solution regions
 in the source notebook; after the cells of an exercise's class comes that part's grade
 cell, worth the exercise's points, whose hidden region is one call of the grader's
-installed check. The student version strips the solution and hidden regions exactly as
+installed check. When the assignment ships a self-check, the grade cell's visible line
+runs that part of it on the notebook's code (``grader.authoring.selfcheck``); it prints,
+returns nothing and does nothing under nbgrader's autograde, so the score stays the
+hidden check's. The student version strips the solution and hidden regions exactly as
 nbgrader's ``generate_assignment`` does. Reading a notebook back is intake's job
 (``grader.intake.notebook``).
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader.authoring import selfcheck
 from grader.authoring.release import solution_regions, strip_solutions
 from grader.intake.notebook import GRADE_MARK, defines
 
@@ -68,6 +72,13 @@ def _intro(assignment) -> str:
     example = (f"so `{shared[0][0]}` uses the names of\n  `{shared[0][1]}.py` without importing them; the "
                f"grader adds `from {shared[0][1]} import *`\n  when it grades that file.") if shared else \
         "so no cell imports another file's names."
+    autograded = ("Run a cell titled *Autograded*, after the cells above it, to self-check that part: one\n"
+                  "  line per check, ✓ or ✗ and what to fix. It needs pytest and the files that came with\n"
+                  f"  this notebook (`{selfcheck.PLUGIN}`, ...), and it does not change your grade: when your\n"
+                  "  notebook is graded, the grader's checks run in these cells. Leave them as they are."
+                  if selfcheck.tests(assignment) else
+                  "The cells titled *Autograded* run the grader's checks when your notebook is graded;\n"
+                  "  leave them as they are.")
     helpers = ("\n- Given, not graded (keep these files beside this notebook: the cells import them): "
                + ", ".join(f"`{f}`" for f in assignment.helpers) + ".") if assignment.helpers else ""
     return f"""# {assignment.title}
@@ -81,8 +92,7 @@ your code, then run all cells.
   the file cells, and keep their first line.
 - All cells share one namespace, {example}
 - Shell and magic lines (`!pip ...`, `%timeit ...`) are skipped by the grader.{helpers}
-- The cells titled *Autograded* run the grader's checks when your notebook is graded;
-  leave them as they are.
+- {autograded}
 
 | Part | Points |
 |---|---:|
@@ -122,21 +132,29 @@ def source_notebook(assignment, sources: dict[str, str] | None = None) -> nbform
             cells.append(v4.new_code_cell(f"# file: {name}\n{code}", id=cell_id, metadata=meta))
             for defined in sorted(defines(code), key=code.find):
                 if defined in targets and targets[defined][1] == name:
-                    cells.append(_grade_cell(*targets[defined][::2], assignment.name))
+                    cells.append(_grade_cell(*targets[defined][::2], assignment))
                     placed.add(targets[defined][0])
     for part, _, points in targets.values():  # a part whose class no file defines: at the end
         if part not in placed:
-            cells.append(_grade_cell(part, points, assignment.name))
+            cells.append(_grade_cell(part, points, assignment))
     nb = v4.new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC),
                                                 "language_info": {"name": "python"}})
     nbformat.validate(nb)
     return nb
 
 
-def _grade_cell(part: str, points: float, assignment: str) -> nbformat.NotebookNode:
-    source = (f"{GRADE_MARK} {part} ({points:g} points). The grader's checks run here when your "
-              f"notebook is graded.\n{BEGIN_HIDDEN}\nfrom grader.nb import check; "
-              f"check({part!r}, {assignment!r})\n{END_HIDDEN}")
+def _grade_cell(part: str, points: float, assignment) -> nbformat.NotebookNode:
+    """The part's locked grade cell: the self-check's line for students (if the assignment
+    has one; before the hidden line, whose value is the cell's score), then the hidden check."""
+    if selfcheck.tests(assignment):
+        visible = (f"{GRADE_MARK} {part} ({points:g} points). Run this cell to self-check {part}; it does not "
+                   f"change your grade.\n# When your notebook is graded, the grader's checks run here.\n"
+                   f"{selfcheck.call(part)}")
+    else:
+        visible = (f"{GRADE_MARK} {part} ({points:g} points). The grader's checks run here when your "
+                   "notebook is graded.")
+    source = (f"{visible}\n{BEGIN_HIDDEN}\nfrom grader.nb import check; "
+              f"check({part!r}, {assignment.name!r})\n{END_HIDDEN}")
     meta = {"nbgrader": _nbgrader(part, grade=True, locked=True, points=points), "grader": {"part": part},
             "editable": False, "deletable": False}
     return nbformat.v4.new_code_cell(source, id=_cell_id(f"grade-{part}"), metadata=meta)

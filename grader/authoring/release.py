@@ -9,7 +9,8 @@ Solution regions are marked as nbgrader marks them::
 and become a ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` stub at the
 marker's indentation. Every other file of the assignment folder is copied unchanged,
 except its manifest and its ``hidden/`` folder, which students never see. The same
-files also become the assignment's Jupyter notebook (``grader.authoring.notebook``).
+files also become the assignment's Jupyter notebook (``grader.authoring.notebook``), and
+a self-check gets its reporter (``grader.authoring.selfcheck``).
 """
 from __future__ import annotations
 
@@ -73,19 +74,16 @@ def solution_lines(source: str) -> set[str]:
     return found
 
 
-def release(assignment, target_dir: Path) -> list[Path]:
-    """Write the student version of ``assignment`` into ``target_dir``; return its files.
+def release_files(assignment) -> dict[Path, bytes]:
+    """Every file of the student release (relative path -> bytes), checked before anything is written.
 
-    Every source is checked before anything is written; then ``target_dir`` is
-    emptied, so a file removed from the source disappears from the release too.
+    The assignment's own files (hidden/ and the manifest left out, solution regions
+    stubbed), its notebook, and the self-check's reporter when it ships a self-check.
     """
     from grader.assignment import HIDDEN, MANIFEST
-    from grader.authoring import notebook
+    from grader.authoring import notebook, selfcheck
 
-    source_dir, target_dir = Path(assignment.folder).resolve(), Path(target_dir).resolve()
-    if target_dir == source_dir or source_dir.is_relative_to(target_dir) \
-            or target_dir.is_relative_to(source_dir):
-        raise ReleaseError(f"the release folder {target_dir} must be outside {source_dir}")
+    source_dir = Path(assignment.folder).resolve()
     files = {}
     for src in sorted(source_dir.rglob("*")):
         parts = src.relative_to(source_dir).parts
@@ -96,7 +94,34 @@ def release(assignment, target_dir: Path) -> list[Path]:
         if src.suffix == ".py":
             data = strip_solutions(data.decode("utf-8"), str(src)).encode("utf-8")
         files[src.relative_to(source_dir)] = data
+    for name, data in selfcheck.files(assignment).items():
+        if Path(name) in files:
+            raise ReleaseError(f"{source_dir / name}: the release writes this file for the self-check; "
+                               "rename yours")
+        files[Path(name)] = data
     files[Path(assignment.notebook)] = notebook.dumps(notebook.student_notebook(assignment)).encode("utf-8")
+    return files
+
+
+def notebook_companions(assignment) -> dict[Path, bytes]:
+    """What a notebook student needs beside the notebook: the release minus the .py stubs
+    (the notebook holds that code) and the README written for .py hand-ins."""
+    skip = {Path(f) for f in assignment.files} | {Path(assignment.notebook)}
+    return {path: data for path, data in release_files(assignment).items()
+            if path not in skip and not (len(path.parts) == 1 and path.name.upper().startswith("README"))}
+
+
+def release(assignment, target_dir: Path) -> list[Path]:
+    """Write the student version of ``assignment`` into ``target_dir``; return its files.
+
+    Every source is checked before anything is written; then ``target_dir`` is
+    emptied, so a file removed from the source disappears from the release too.
+    """
+    source_dir, target_dir = Path(assignment.folder).resolve(), Path(target_dir).resolve()
+    if target_dir == source_dir or source_dir.is_relative_to(target_dir) \
+            or target_dir.is_relative_to(source_dir):
+        raise ReleaseError(f"the release folder {target_dir} must be outside {source_dir}")
+    files = release_files(assignment)
     if target_dir.exists():
         shutil.rmtree(target_dir)
     written = []

@@ -54,7 +54,8 @@ def render_config(course_id: str, timeout: int, execute: bool, config: Path | No
 @click.option("--force", is_flag=True, help="Overwrite the config and source files if they exist.")
 def init(course_dir: Path, assignment: str | None, nbgrader_id: str | None, course_id: str | None, timeout: int,
          execute: bool, course, force: bool) -> None:
-    """Write an nbgrader course: config, source notebook (and the helper modules it imports).
+    """Write an nbgrader course: config, source notebook, the helper modules it imports and the
+    students' self-check.
 
     \b
     Example:
@@ -62,7 +63,7 @@ def init(course_dir: Path, assignment: str | None, nbgrader_id: str | None, cour
         cd nbcourse && nbgrader generate_assignment backprop
     """
     from grader.authoring import notebook
-    from grader.authoring.release import ReleaseError
+    from grader.authoring.release import ReleaseError, notebook_companions
 
     chosen = assignment_of(course, assignment)
     nbgrader_id = nbgrader_id or chosen.name
@@ -72,21 +73,22 @@ def init(course_dir: Path, assignment: str | None, nbgrader_id: str | None, cour
             raise click.BadParameter(f"{value!r}: use letters, digits and . _ - only", param_hint=label)
     files = {
         course_dir / "nbgrader_config.py": render_config(course_id, timeout, execute, course.config,
-                                                         course.root, chosen.name),
+                                                         course.root, chosen.name).encode("utf-8"),
     }
+    source = course_dir / "source" / nbgrader_id
     try:
-        files[course_dir / "source" / nbgrader_id / chosen.notebook] = \
-            notebook.dumps(notebook.source_notebook(chosen))
+        files[source / chosen.notebook] = notebook.dumps(notebook.source_notebook(chosen)).encode("utf-8")
+        # the self-check and the helpers its grade cells and the students' code import; generate_assignment
+        # copies them into release/ as they are
+        files.update({source / path: data for path, data in notebook_companions(chosen).items()})
     except (OSError, ReleaseError, SyntaxError) as exc:
         raise Refusal(f"cannot build the notebook from {chosen.folder}: {exc}") from None
-    for name, text in chosen.helper_sources().items():  # nbgrader releases them beside the notebook
-        files[course_dir / "source" / nbgrader_id / name] = text
     existing = [str(p) for p in files if p.exists()]
     if existing and not force:
         raise Refusal(f"{', '.join(existing)} already exist(s); use --force to overwrite.")
-    for path, text in files.items():
+    for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(data)
         click.echo(f"wrote {path}")
     try:
         import nbgrader as _  # noqa: F401
