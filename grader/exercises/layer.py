@@ -27,6 +27,7 @@ from grader.exercises.base import (
 from grader.judging import checks
 from grader.judging.misconceptions import INPUT_CHANGED, PROTOCOL, Misconception, format_error
 from grader.judging.scoring import Item, Scorer
+from grader.results import NOT_CHECKED
 from grader.worker.client import Program, Worker, WorkerError, clean_error
 from grader.worker.inside.protocol import Raised
 
@@ -202,7 +203,7 @@ class LayerExercise(Declared):
         if step <= 1:
             for item in items.values():
                 item.error(text if step == 0 or item is items.get("forward") else
-                           f"Not checked: {self.cls}.forward raised (see the forward check).", misconception=mid)
+                           f"{NOT_CHECKED}{self.cls}.forward raised (see the forward check).", misconception=mid)
             return False
         for name, item in items.items():
             if name != "forward":
@@ -359,7 +360,7 @@ class LayerProtocol:
             if why:
                 failures.append((check, why))
         if not failures and not compared:
-            item.error(f"Not checked: {ex.cls}.backward gives no gradient on a fresh object either "
+            item.error(f"{NOT_CHECKED}{ex.cls}.backward gives no gradient on a fresh object either "
                        "(see the other checks of this part).")
             return
         if not failures:

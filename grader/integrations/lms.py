@@ -19,9 +19,10 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.reports import csv_text
+
 CANVAS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 MOODLE_IDS = ("Email address", "Username", "ID number")
-FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 class RosterError(ValueError):
@@ -75,21 +76,16 @@ def export(kind: str, roster: list[dict[str, str]], key: str, scores: dict[str, 
         writer.writerow([*CANVAS, title])
         writer.writerow(["    Points Possible", "", "", "", "", max_score])
         for row in roster:
-            writer.writerow([_cell(row.get(c, "")) for c in CANVAS] + [scores.get(row[key].strip(), "")])
+            writer.writerow([csv_text(str(row.get(c, ""))) for c in CANVAS] + [scores.get(row[key].strip(), "")])
     elif kind == "moodle":
         column = next((c for c in MOODLE_IDS if c in roster[0]), None) if roster else None
         if column is None:
             raise RosterError(f"a Moodle import needs one of the columns {', '.join(MOODLE_IDS)} in the roster")
         writer.writerow([column, title])
         for row in roster:
-            writer.writerow([_cell(row[column]), scores.get(row[key].strip(), "")])
+            writer.writerow([csv_text(str(row[column])), scores.get(row[key].strip(), "")])
     else:
         raise ValueError(f"unknown LMS {kind!r}: canvas or moodle")
     found.text = out.getvalue()
     return found
 
-
-def _cell(text: str) -> str:
-    """A spreadsheet formula is text here: a leading =, +, -, @ gets an apostrophe."""
-    text = str(text)
-    return "'" + text if text.startswith(FORMULA) else text
