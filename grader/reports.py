@@ -756,7 +756,7 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str],
                 cells.append(Text(fmt_score(s), style=style[_state(s, m)]))
             else:
                 cells.append(Text("–", style="dim"))
-        problems = [f"{n} {STATUS_LABELS[s]}" for s in ("error", "timeout")
+        problems = [f"{n} {STATUS_LABELS[s]}{'s' * (s == 'error' and n != 1)}" for s in ("error", "timeout")
                     if (n := _problem_count(r, (s,)))]
         mistakes = len(r.misconceptions())
         text = Text(f"{mistakes} known mistake{'s' * (mistakes != 1)}" if mistakes else "")
