@@ -197,6 +197,9 @@ class Course:
                 name = names[0]
             elif handins is not None and (found := self.recognize(handins)):
                 name = found
+            elif handins is not None and not any(not p.name.startswith(".") for p in Path(handins).iterdir()):
+                raise CourseError(f"no students found in {handins}: the folder is empty (one folder per "
+                                  "student, or one STUDENT.ipynb per student, is expected)")
             else:
                 raise CourseError(f"{self.solutions} holds {len(names)} assignments "
                                   f"({', '.join(names) or 'none'}): name one with --assignment NAME "

@@ -124,6 +124,8 @@ def test_no_students_is_an_error_with_a_hint(tmp_path):
     (tmp_path / "empty").mkdir()
     done = grader("grade", tmp_path / "empty", "--out", tmp_path / "r", "--assignment", "backprop", cwd=REPO)
     assert done.returncode == USAGE and "no students found" in done.stderr and "is empty" in done.stderr
+    done = grader("grade", tmp_path / "empty", "--out", tmp_path / "r", cwd=REPO)  # no assignment to recognize
+    assert done.returncode == USAGE and "no students found" in done.stderr and "is empty" in done.stderr
     one = CLASS / "ada-book"  # one student's folder, passed by mistake
     done = grader("grade", one, "--out", tmp_path / "r", cwd=REPO)
     assert done.returncode == USAGE and "looks like ONE student's folder" in done.stderr
