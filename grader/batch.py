@@ -212,7 +212,7 @@ def _grade_remote(todo: list[intake.Submission], out: Path, grading: Grading,
     """Grade on the cluster; this process only writes the reports (grader.cluster)."""
     from grader import cluster
 
-    client = cluster.connect(remote.scheduler, remote.cluster)
+    client = cluster.connect(remote.scheduler, remote.cluster, remote.cluster.connect_timeout)
     try:
         for student, result, files in cluster.grade_all(todo, grading, client, remote.allow_reduced):
             if isinstance(result, str):

@@ -69,6 +69,7 @@ class _ClusterSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     walltime: Annotated[str, msgspec.Meta(pattern=r"^(\d+-)?\d{1,2}:\d{2}:\d{2}$")] = "01:00:00"
     maximum_jobs: _Count = 10
     allow_reduced_isolation: bool = False
+    connect_timeout: _Positive = 30
 
 
 class _GradescopeSchema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -97,6 +98,7 @@ class ClusterSettings:
     walltime: str = "01:00:00"
     maximum_jobs: int = 10          # the adaptive cluster grows up to this many jobs
     allow_reduced_isolation: bool = False  # a worker without full isolation may grade
+    connect_timeout: float = 30     # seconds to wait for the scheduler before giving up (exit 4)
 
 
 @dataclass(frozen=True)

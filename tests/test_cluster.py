@@ -172,8 +172,13 @@ def test_a_scheduler_that_goes_away_stops_the_run_and_resume_ends_it(local, tmp_
 
 
 def test_no_scheduler_is_a_clear_error(tmp_path):
-    done = grade(CLASS, "--out", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
+    """After ``[cluster] connect_timeout`` seconds (30 by default), not a hang."""
+    shutil.copytree(SOLUTIONS, tmp_path / "course" / "solutions" / "backprop")
+    (tmp_path / "course" / "course.toml").write_text("[cluster]\nconnect_timeout = 2\n")
+    start = time.monotonic()
+    done = grade(CLASS, "--out", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9", cwd=tmp_path / "course")
     assert done.returncode == 4 and "no Dask scheduler answers at tcp://127.0.0.1:9" in done.stderr
+    assert time.monotonic() - start < 25
 
 
 def test_a_worker_without_full_isolation_takes_no_work_unless_allowed(tmp_path):
