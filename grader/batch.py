@@ -28,7 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import canary, host, intake, reports, sandbox
+from grader import canary, host, intake, reports, sandbox, stages
 from grader.course import ClusterSettings
 from grader.grading import Grading
 from grader.judging.misconceptions import hints
@@ -88,12 +88,15 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     ``check``: run the canary first (raises CannotGrade when it fails); with ``remote``
     each cluster worker runs it instead, before it takes work.
     """
-    subs, skipped = intake.discover(root)
+    stages.install()
+    with stages.timed("discover"):
+        subs, skipped = intake.discover(root)
     if not subs:
         raise NoStudents(_no_students(root, skipped, grading))
     proof = None
     if check and remote is None:
-        proof = canary.run(grading)
+        with stages.timed("canary"):
+            proof = canary.run(grading)
         if not proof.ok:
             raise CannotGrade(proof)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,9 +116,10 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     if bugs:
         reports.atomic_write(out / GRADER_ERRORS, "\n\n".join(bugs) + "\n")
     assignment = grading.assignment
-    reports.write_grades_csv(results, assignment.parts, out / "grades.csv")
-    reports.write_class_report(results, assignment.parts, out, hints=hints(assignment.exercises),
-                               title=assignment.title)
+    with stages.timed("class reports"):
+        reports.write_grades_csv(results, assignment.parts, out / "grades.csv")
+        reports.write_class_report(results, assignment.parts, out, hints=hints(assignment.exercises),
+                                   title=assignment.title)
     return Batch(results, skipped, len(done), len(bugs), proof)
 
 
@@ -259,6 +263,7 @@ def _take_slot(cli: int, started: int | None) -> None:
     global _lease
     host.exit_with(cli, started)
     _lease = host.lease_uid()
+    stages.install()
 
 
 def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | None = None) -> StudentResult:
@@ -269,7 +274,7 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
     if uid is None:
         uid = _lease.uid if _lease is not None else sandbox.WORKER_UID
     try:
-        with host.staging() as staging:  # locked while in use: a killed run's is swept later
+        with stages.timed("grade"), host.staging() as staging:  # locked while in use: swept if killed
             result = grading.grade(sub, staging, uid)
     except Exception as exc:  # a grader bug: this student is reported, the batch goes on
         return _failed(sub.student, out, grading, f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -280,8 +285,9 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
 def write(result: StudentResult, folder: Path, grading: Grading, files: dict[str, str] | None = None) -> None:
     """The student's report files (``files``: already rendered, e.g. by a cluster worker),
     report.json last; none is started once the CLI is gone."""
-    files = files or render(result, grading)
-    with host.writing():
+    with stages.timed("render reports"):
+        files = files or render(result, grading)
+    with stages.timed("write reports"), host.writing():
         folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(files, key=lambda n: n == REPORT):
             reports.atomic_write(folder / name, files[name])

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import sandbox
+from grader import sandbox, stages
 from grader.worker.inside import protocol
 from grader.worker.zygote import (  # noqa: F401 - re-exported: the worker and its errors in one place
     WorkerError,
@@ -81,6 +81,10 @@ class Worker:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> dict:
         """Fork a fresh process, send it the submission's sources, return each module's status."""
+        with stages.timed("worker start"):
+            return self._start()
+
+    def _start(self) -> dict:
         self.close()
         self.session, self.out_fd = self.zygote.spawn()
         os.set_blocking(self.out_fd, False)
@@ -101,7 +105,8 @@ class Worker:
         """End this student's process; return its exit code if it could be learnt."""
         if self.session is None:
             return None
-        code = self.zygote.finish(kill=kill)
+        with stages.timed("worker end"):
+            code = self.zygote.finish(kill=kill)
         self._drain_output()
         if self.zygote.memory_kills:
             self.output.add(f"\n[grader: {self._over_memory()}]\n".encode())
@@ -134,8 +139,9 @@ class Worker:
         steps = [program.encode_step(s, frames) for s in program.steps]
         message = protocol.pack({"steps": steps, "return": program.kept}, frames)
         deadline = time.monotonic() + self.limits.call_seconds
-        self._send(message, deadline)
-        header, arrays = self._receive(deadline)
+        with stages.timed("round trip"):
+            self._send(message, deadline)
+            header, arrays = self._receive(deadline)
         try:
             decode = lambda tree: protocol.decode(tree, arrays, self._remote)  # noqa: E731
             trace = [str(t)[:100] for t in header.get("trace", [])][:100]
