@@ -267,3 +267,19 @@ def test_unseeded_random_draws_are_the_same_for_every_student(tmp_path):
             draws.append(values)
         client.stop_zygotes()  # the next draw in a new sandbox, as on another machine or run
     assert draws[0].shape == (4,) and (draws[0] == draws[1]).all(), draws
+
+
+def test_one_sandbox_serves_student_after_student(tmp_path):
+    """A student who leaves nothing behind does not retire the sandbox: the next one is
+    forked by the same zygote, not by a new bubblewrap that imports numpy again (~0.3 s
+    each). On a kernel with persistent keyrings, emptying one the zygote did not possess
+    failed (EACCES), and every student retired it."""
+    client.stop_zygotes()
+    with staged_worker(tmp_path) as worker:
+        worker.start()
+        zygote = worker.zygote.proc.pid
+        for _ in range(3):
+            worker.close()
+            assert worker.zygote.alive and worker.zygote.proc.pid == zygote, "the sandbox was retired"
+            worker.start()
+        assert worker.zygote.proc.pid == zygote
