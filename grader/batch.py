@@ -1,7 +1,9 @@
 """Grade a whole class: one student at a time per job, reports as each one finishes.
 
 Each student's ``report.json`` (in ``REPORTS/students/<id>/``, see ``reports``) is
-written last and atomically, so its presence means that student is completely done;
+written last and atomically, so its presence means that student is completely done
+(atomic against a kill: renamed into place; against power loss, the files are synced
+every ``CHECKPOINT`` students and before the class files, not one fsync per file);
 ``--resume`` skips exactly those (except the ones the grader itself failed on, which
 are graded again). The class-level files
 (grades.csv, class report) are rebuilt from every report.json at the end, so an
@@ -35,6 +37,7 @@ from grader.judging.misconceptions import hints
 from grader.results import StudentResult, TestResult
 
 REPORT = "report.json"
+CHECKPOINT = 200  # students between two syncs of the reports' file system
 GRADER_ERRORS = "grader-errors.log"  # for the instructor: hidden-test bugs, with tracebacks
 
 
@@ -108,9 +111,12 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     on_start(len(todo))
     results = list(done.values())
     grading_ = _grade_remote(todo, out, grading, remote) if remote else _grade_all(todo, out, grading, jobs)
-    for result in grading_:
+    for count, result in enumerate(grading_, 1):
         results.append(result.slim())  # the full result is on disk already
         on_done(result)
+        if count % CHECKPOINT == 0:
+            reports.sync(out)
+    reports.sync(out)  # every student's files are durable before the class files say done
     results.sort(key=lambda r: r.student)
     bugs = [b for r in results for b in r.grader_errors]
     if bugs:
@@ -142,10 +148,14 @@ def _finished(out: Path, student: str) -> StudentResult | None:
     """The student's earlier result, unless there is none or the grader failed on them.
 
     The student is who the folder is named after, never what report.json says (its
-    copy of the id may have been cut to fit the report's size cap)."""
+    copy of the id may have been cut to fit the report's size cap). An empty report file
+    is what a power loss between two checkpoints can leave (renamed, its data not yet
+    written): that student is graded again."""
+    folder = reports.student_folder(out, student)
     try:
-        result = StudentResult.from_json(json.loads(
-            (reports.student_folder(out, student) / REPORT).read_text(encoding="utf-8")))
+        result = StudentResult.from_json(json.loads((folder / REPORT).read_text(encoding="utf-8")))
+        if any(entry.name in _WRITTEN and entry.stat().st_size == 0 for entry in os.scandir(folder)):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     if any(isinstance(note, str) and note.startswith(_FAILED_NOTE) for note in result.notes):
@@ -290,7 +300,7 @@ def write(result: StudentResult, folder: Path, grading: Grading, files: dict[str
     with stages.timed("write reports"), host.writing():
         folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(files, key=lambda n: n == REPORT):
-            reports.atomic_write(folder / name, files[name])
+            reports.atomic_write(folder / name, files[name], durable=False)
 
 
 def render(result: StudentResult, grading: Grading) -> dict[str, str]:
