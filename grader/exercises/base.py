@@ -171,16 +171,36 @@ class Judging:
     def grade(self, worker: Worker, scorer: Scorer, answers: Answers) -> None:
         """Grade every case; a hang or crash stops this part only."""
         plans = self.plan(scorer)
-        for case, items in plans:
-            try:
-                self.grade_case(worker, case, items, answers, scorer)
-            except WorkerError as exc:
-                self.recover(worker, plans, answers)
-                message = f"{self.part}: {exc}. The remaining checks of {self.part} were not run."
-                for _, later in plans:
-                    for item in later.values():
-                        item.error(message, status=exc.status)
-                return
+        gathered = self.gather_ahead(worker, plans, answers, scorer)
+        try:
+            for case, items in plans:
+                try:
+                    self.grade_case(worker, case, items, answers, scorer, gathered.get(case.name))
+                except WorkerError as exc:
+                    self.recover(worker, plans, answers)
+                    message = f"{self.part}: {exc}. The remaining checks of {self.part} were not run."
+                    for _, later in plans:
+                        for item in later.values():
+                            item.error(message, status=exc.status)
+                    return
+        finally:  # what a grader bug left unasked (never when every case ran)
+            worker.drop_prefetched()
+
+    def gather_ahead(self, worker: Worker, plans, answers: Answers, scorer: Scorer) -> dict[str, tuple]:
+        """case name -> ``gather``'s program (and what judging it needs), every case's sent to
+        the worker in one round trip (``Worker.prefetch``) - unless a program may go between
+        two cases that depends on an answer (the student's own parts replayed when a part
+        this one ``depends`` on failed): then none, and one round trip per case as before."""
+        if getattr(self, "walk", None) and self.failed_layers(scorer):
+            return {}
+        gathered = {case.name: self.gather(case, *answers.get(self, case)) for case, _ in plans}
+        worker.prefetch([found[0] for found in gathered.values()])
+        return gathered
+
+    def gather(self, case: Case, values: Values, expected: dict | None = None) -> tuple:
+        """The program of one case's round trip, then whatever judging it needs besides
+        (``expected``: the reference's answers, for a kind whose program needs them)."""
+        raise NotImplementedError
 
     def recover(self, worker: Worker, plans, answers: Answers) -> None:
         """After a hang or crash, give the forward passes that still work their credit."""
@@ -200,9 +220,9 @@ class Judging:
         raise NotImplementedError
 
     def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers,
-                   scorer: Scorer) -> None:
-        """Gather one case's values (one round trip) and judge them; ``scorer`` holds what the
-        student's earlier parts scored."""
+                   scorer: Scorer, gathered: tuple | None = None) -> None:
+        """Gather one case's values (one round trip: ``gathered`` if given) and judge them;
+        ``scorer`` holds what the student's earlier parts scored."""
         raise NotImplementedError
 
 

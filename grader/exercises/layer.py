@@ -110,7 +110,7 @@ class LayerExercise(Declared):
         return any(q != "forward" for q in case.points(self.points))
 
     # -- gather --------------------------------------------------------------------------
-    def gather(self, case: Case, values: Values) -> tuple[Program, list]:
+    def gather(self, case: Case, values: Values, expected: dict | None = None) -> tuple[Program, list]:
         """The case's round trip: forward, backward, the gradient attributes, the probes."""
         program = Program()
         layer = program.new(self.module, self.cls, *self.args(self.init, copy(values)))
@@ -126,9 +126,10 @@ class LayerExercise(Declared):
         program.keep(out, back, *attrs)
         return program, self.numeric_plan(program, case, values)
 
-    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers, scorer=None):
+    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers, scorer=None,
+                   gathered: tuple | None = None):
         values, expected = answers.get(self, case)
-        program, plan = self.gather(case, values)
+        program, plan = gathered or self.gather(case, values)
         outcome = Outcome.of(worker, program)
         failed = self.failed_layers(scorer)
         own = self.own_parts(worker, values) if failed and self.walk and self.backward_graded(case) else {}
