@@ -80,7 +80,8 @@ def report(found: dict) -> list[str]:
     lines += [f"| the whole of grading a student (job side) | {s.get('grade', 0.0) / n * 1e3:.2f} | |", "",
               f"Per student: {c.get('fsync', 0) / n:.1f} fsyncs, {c.get('compile', 0) / n:.1f} compile calls, "
               f"{c.get('sandbox launch', 0) / n:.2f} sandbox launches; once per run: canary "
-              f"{s.get('canary', 0.0):.2f} s, class reports {s.get('class reports', 0.0):.2f} s."]
+              f"{s.get('canary', 0.0):.2f} s, class reports {s.get('class reports', 0.0):.2f} s, "
+              f"{c.get('sync', 0)} syncs of the reports' file system ({s.get('sync', 0.0):.2f} s)."]
     return lines
 
 
