@@ -257,3 +257,21 @@ def test_killing_the_grader_process_stops_its_jobs(klass, tmp_path):
     assert not written_after, f"reports written after the grader was killed: {written_after}"
     assert not survivors, "still running 3 s after the grader was killed:\n" + "\n".join(
         s[:150] for s in survivors)
+
+
+def test_resume_regrades_a_student_whose_report_file_is_empty(klass, uninterrupted, tmp_path):
+    """Report files are renamed into place without an fsync each (the file system is synced
+    every few hundred students): after a power loss one can be whole in name and empty in
+    content. Such a student is graded again; the others are kept as they are."""
+    out = tmp_path / "reports"
+    shutil.copytree(uninterrupted, out)
+    empty, kept = students(klass)[1], [s for s in students(klass) if s != students(klass)[1]]
+    (student_folder(out, empty) / "report.html").write_bytes(b"")
+    before = stamps(out, kept)
+    resumed = grade(klass, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} student(s) kept from the earlier run" in resumed.stdout, resumed.stdout
+    assert stamps(out, kept) == before
+    assert (student_folder(out, empty) / "report.html").read_bytes() == \
+        (student_folder(uninterrupted, empty) / "report.html").read_bytes()
+    assert (out / "grades.csv").read_bytes() == (uninterrupted / "grades.csv").read_bytes()

@@ -84,6 +84,7 @@ class Answers:
     def __init__(self, reference: dict, seed: int):
         self.reference, self.seed = reference, seed
         self._made: dict[tuple[str, str], tuple[Values, dict]] = {}
+        self._memo: dict[tuple, object] = {}
 
     def get(self, exercise: Judging, case: Case) -> tuple[Values, dict]:
         """(inputs, expected answers); callers never mutate them."""
@@ -92,6 +93,13 @@ class Answers:
             values = case.make(case_rng(self.seed, exercise.part, case.name))
             self._made[key] = (values, exercise.expected(self.reference, values, case))
         return self._made[key]
+
+    def memo(self, key: tuple, make: Callable[[], object]):
+        """``make()``, made once per session: what is sent to every student alike (the
+        programs built from the cases; a program is never changed once built)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
 
 class Judging:
@@ -187,14 +195,15 @@ class Judging:
             worker.drop_prefetched()
 
     def gather_ahead(self, worker: Worker, plans, answers: Answers, scorer: Scorer) -> dict[str, tuple]:
-        """case name -> ``gather``'s program (and what judging it needs), every case's sent to
-        the worker in one round trip (``Worker.prefetch``) - unless a program may go between
-        two cases that depends on an answer (the student's own parts replayed when a part
-        this one ``depends`` on failed): then none, and one round trip per case as before."""
-        if getattr(self, "walk", None) and self.failed_layers(scorer):
-            return {}
-        gathered = {case.name: self.gather(case, *answers.get(self, case)) for case, _ in plans}
-        worker.prefetch([found[0] for found in gathered.values()])
+        """case name -> ``gather``'s program (and what judging it needs), made once per session;
+        every case's sent to the worker in one round trip (``Worker.prefetch``) - unless a
+        program may go between two cases that depends on an answer (the student's own parts
+        replayed when a part this one ``depends`` on failed): then one round trip per case."""
+        gathered = {case.name: answers.memo(("gather", self.part, case.name),
+                                            lambda case=case: self.gather(case, *answers.get(self, case)))
+                    for case, _ in plans}
+        if not (getattr(self, "walk", None) and self.failed_layers(scorer)):
+            worker.prefetch([found[0] for found in gathered.values()])
         return gathered
 
     def gather(self, case: Case, values: Values, expected: dict | None = None) -> tuple:

@@ -343,9 +343,7 @@ class LayerProtocol:
     def grade(self, worker: Worker, scorer: Scorer, answers: Answers) -> None:
         (item,) = self.items_of(scorer)
         ex = self.exercise
-        found = self.checks(answers)
-        program = Program()
-        spans = [(self.gather(program, check.used), self.gather(program, check.fresh)) for check in found]
+        found, program, spans = answers.memo(("protocol", self.part), lambda: self.program(answers))
         try:
             outcome = Outcome.of(worker, program)
         except WorkerError as exc:
@@ -370,6 +368,13 @@ class LayerProtocol:
         mistake = {**PROTOCOL, INPUT_CHANGED.id: INPUT_CHANGED}[failures[0][0].mistake]
         said = "\n".join(f"{check.title}: {why}" for check, why in failures)
         item.failed(f"{said}\n{mistake.text()}", mistake.id)
+
+    def program(self, answers: Answers) -> tuple[list[_Check], Program, list[tuple[tuple[int, int], ...]]]:
+        """The checks, their one program, and where each check's values come back."""
+        found = self.checks(answers)
+        program = Program()
+        return found, program, [(self.gather(program, check.used), self.gather(program, check.fresh))
+                                for check in found]
 
     # -- the checks: how the layer is used, and the fresh objects it must agree with --------
     def checks(self, answers: Answers) -> list[_Check]:

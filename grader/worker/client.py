@@ -212,9 +212,13 @@ class Worker:
 
     @staticmethod
     def _message(program: Program) -> bytes:
-        frames: list[bytes] = []
-        steps = [program.encode_step(s, frames) for s in program.steps]
-        return protocol.pack({"steps": steps, "return": program.kept}, frames)
+        """The request, encoded once per program (exercises send the same ones to every student)."""
+        size = (len(program.steps), len(program.kept))
+        if program.encoded is None or program.encoded[0] != size:
+            frames: list[bytes] = []
+            steps = [program.encode_step(s, frames) for s in program.steps]
+            program.encoded = size, protocol.pack({"steps": steps, "return": program.kept}, frames)
+        return program.encoded[1]
 
     def _remote(self, tree: dict) -> RemoteObject:
         methods = tree.get("methods") if isinstance(tree.get("methods"), list) else []
@@ -368,6 +372,7 @@ class Program:
     def __init__(self):
         self.steps: list[dict] = []
         self.kept: list[int] = []
+        self.encoded: tuple[tuple[int, int], bytes] | None = None  # (steps, kept) when encoded, the bytes
 
     def _add(self, step: dict) -> protocol.Ref:
         self.steps.append(step)
