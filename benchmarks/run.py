@@ -8,8 +8,9 @@ real CLI and reports wall time, time per submission, and peak memory: of the gra
 (the CLI process and its job processes) and of one worker (the largest process inside
 a sandbox). Then it grades the first few students as notebooks with nbgrader's own
 `autograde` and prints the ratio. Then the TwoLayerNet gradient-check cost
-(gradcheck_cost.py), the Convolution gradient-check cost (conv_gradcheck_cost.py) and a
-class with hostile hand-ins (hostile_class.py). Results are
+(gradcheck_cost.py), the Convolution gradient-check cost (conv_gradcheck_cost.py), a
+class with hostile hand-ins (hostile_class.py), and where the time per hand-in goes,
+stage by stage (stages.py: staging, worker round trips, judging, reports, disk). Results are
 written to benchmarks/RESULTS.md with a description of the machine and the command.
 """
 from __future__ import annotations
@@ -126,7 +127,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--nbgrader", type=int, default=20, help="notebooks for nbgrader (0: skip)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["gradcheck", "convcheck", "hostile", "startup", "cluster"],
+                        choices=["gradcheck", "convcheck", "hostile", "startup", "cluster", "stages"],
                         help="leave out the gradient-check costs (TwoLayerNet, Convolution), the hostile class, "
                              "the start-up time or the Dask comparison")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
@@ -171,6 +172,11 @@ def main() -> None:
 
         found["cluster"] = cluster_bench.measure(1000)
         print("\n".join(cluster_bench.report(found["cluster"])), flush=True)
+    if "stages" not in args.skip:
+        import stages
+
+        found["stages"] = stages.measure(max(args.sizes), jobs=2)
+        print("\n".join(stages.report(found["stages"])), flush=True)
     if "hostile" not in args.skip:
         import hostile_class
 
@@ -196,7 +202,8 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
     classes = dict(found["classes"])
     if 1000 in classes:
         per = classes[1000]["wall"] / 1000 * 1e3
-        out.append(("at most 50 ms per submission, class of 1,000", f"{per:.1f} ms", per <= 50))
+        out.append(("at most 20 ms per submission, class of 1,000 (issue 19; issue 6 asked 50)",
+                    f"{per:.1f} ms", per <= 20))
     if classes:
         peak = max(r["grader_mb"] for r in classes.values())
         out.append(("grader memory under 300 MB at every class size", f"{peak:.0f} MB at most", peak < 300))
@@ -210,6 +217,11 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
         ratio = nb["nbgrader"] / nb["grader"]
         out.append(("at least 20x nbgrader autograde per submission (same notebooks)", f"{ratio:.1f}x",
                     ratio >= 20 and nb["same_scores"]))
+        if classes:  # issue 19: per submission at class scale against nbgrader's per notebook
+            n, r = max(classes.items())
+            scale = nb["nbgrader"] / nb["n"] / (r["wall"] / n)
+            out.append(("at least 100x nbgrader autograde per submission at class scale", f"{scale:.0f}x",
+                        scale >= 100))
     if g := found.get("gradcheck"):
         unit, book = g["forward+backward"], g["book numerical_gradient"]
         e2e, compute = g["grader check, end to end"], g["grader check, compute"]
@@ -225,6 +237,10 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
     if h := found.get("hostile"):
         out.append(("40 hand-ins, 15 hostile, in under 2 minutes", f"{h['seconds']:.1f} s",
                     h["seconds"] < 120 and not h["markers"]))
+    if s := found.get("stages"):
+        cpu = s["grader_cpu"] / s["n"] * 1e3
+        out.append((f"at most 40 ms of the grader's CPU per student (N = {s['n']:,}, --jobs 2; "
+                    "the sandboxes' own not counted)", f"{cpu:.1f} ms", cpu <= 40))
     if c := found.get("cluster"):
         out.append(("Dask path (2 local workers) at most 10% slower than local --jobs 2, N = 1,000, same grades",
                     f"{c['overhead'] * 100:+.1f}%", c["overhead"] <= 0.10 and c["same"]))
@@ -318,6 +334,13 @@ def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool
                   "the scheduler's serial cost per task (empty tasks), and 30 s of set-up (job start, each "
                   "worker's canary, in parallel). The scheduler's per-task cost bounds it: about "
                   f"{1 / max(c['per_task'], 1e-9):,.0f} tasks per second whatever the number of workers.", ""]
+    if s := found.get("stages"):
+        import stages
+
+        lines += ["## Where the time per hand-in goes (stage by stage)", "", *stages.report(s), "",
+                  "benchmarks/stages.py: the same kind of class graded by `grader grade --jobs 2` with "
+                  "GRADER_STAGES set; each grading process adds up its stages (grader.stages) and its CPU time.",
+                  ""]
     if h := found.get("hostile"):
         lines += ["## A class with hostile hand-ins", "",
                   f"{h['honest'] + h['hostile']} hand-ins, {h['hostile']} of them hostile "

@@ -1,7 +1,9 @@
 """Grade a whole class: one student at a time per job, reports as each one finishes.
 
 Each student's ``report.json`` (in ``REPORTS/students/<id>/``, see ``reports``) is
-written last and atomically, so its presence means that student is completely done;
+written last and atomically, so its presence means that student is completely done
+(atomic against a kill: renamed into place; against power loss, the files are synced
+every ``CHECKPOINT`` students and before the class files, not one fsync per file);
 ``--resume`` skips exactly those (except the ones the grader itself failed on, which
 are graded again). The class-level files
 (grades.csv, class report) are rebuilt from every report.json at the end, so an
@@ -28,13 +30,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import canary, host, intake, reports, sandbox
+from grader import canary, host, intake, reports, sandbox, stages
 from grader.course import ClusterSettings
 from grader.grading import Grading
 from grader.judging.misconceptions import hints
 from grader.results import StudentResult, TestResult
 
 REPORT = "report.json"
+CHECKPOINT = 200  # students between two syncs of the reports' file system
 GRADER_ERRORS = "grader-errors.log"  # for the instructor: hidden-test bugs, with tracebacks
 
 
@@ -88,12 +91,15 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     ``check``: run the canary first (raises CannotGrade when it fails); with ``remote``
     each cluster worker runs it instead, before it takes work.
     """
-    subs, skipped = intake.discover(root)
+    stages.install()
+    with stages.timed("discover"):
+        subs, skipped = intake.discover(root)
     if not subs:
         raise NoStudents(_no_students(root, skipped, grading))
     proof = None
     if check and remote is None:
-        proof = canary.run(grading)
+        with stages.timed("canary"):
+            proof = canary.run(grading)
         if not proof.ok:
             raise CannotGrade(proof)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,17 +111,21 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     on_start(len(todo))
     results = list(done.values())
     grading_ = _grade_remote(todo, out, grading, remote) if remote else _grade_all(todo, out, grading, jobs)
-    for result in grading_:
+    for count, result in enumerate(grading_, 1):
         results.append(result.slim())  # the full result is on disk already
         on_done(result)
+        if count % CHECKPOINT == 0:
+            reports.sync(out)
+    reports.sync(out)  # every student's files are durable before the class files say done
     results.sort(key=lambda r: r.student)
     bugs = [b for r in results for b in r.grader_errors]
     if bugs:
         reports.atomic_write(out / GRADER_ERRORS, "\n\n".join(bugs) + "\n")
     assignment = grading.assignment
-    reports.write_grades_csv(results, assignment.parts, out / "grades.csv")
-    reports.write_class_report(results, assignment.parts, out, hints=hints(assignment.exercises),
-                               title=assignment.title)
+    with stages.timed("class reports"):
+        reports.write_grades_csv(results, assignment.parts, out / "grades.csv")
+        reports.write_class_report(results, assignment.parts, out, hints=hints(assignment.exercises),
+                                   title=assignment.title)
     return Batch(results, skipped, len(done), len(bugs), proof)
 
 
@@ -138,10 +148,14 @@ def _finished(out: Path, student: str) -> StudentResult | None:
     """The student's earlier result, unless there is none or the grader failed on them.
 
     The student is who the folder is named after, never what report.json says (its
-    copy of the id may have been cut to fit the report's size cap)."""
+    copy of the id may have been cut to fit the report's size cap). An empty report file
+    is what a power loss between two checkpoints can leave (renamed, its data not yet
+    written): that student is graded again."""
+    folder = reports.student_folder(out, student)
     try:
-        result = StudentResult.from_json(json.loads(
-            (reports.student_folder(out, student) / REPORT).read_text(encoding="utf-8")))
+        result = StudentResult.from_json(json.loads((folder / REPORT).read_text(encoding="utf-8")))
+        if any(entry.name in _WRITTEN and entry.stat().st_size == 0 for entry in os.scandir(folder)):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     if any(isinstance(note, str) and note.startswith(_FAILED_NOTE) for note in result.notes):
@@ -259,6 +273,7 @@ def _take_slot(cli: int, started: int | None) -> None:
     global _lease
     host.exit_with(cli, started)
     _lease = host.lease_uid()
+    stages.install()
 
 
 def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | None = None) -> StudentResult:
@@ -269,7 +284,7 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
     if uid is None:
         uid = _lease.uid if _lease is not None else sandbox.WORKER_UID
     try:
-        with host.staging() as staging:  # locked while in use: a killed run's is swept later
+        with stages.timed("grade"), host.staging() as staging:  # locked while in use: swept if killed
             result = grading.grade(sub, staging, uid)
     except Exception as exc:  # a grader bug: this student is reported, the batch goes on
         return _failed(sub.student, out, grading, f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -280,11 +295,12 @@ def grade_one(sub: intake.Submission, out: Path, grading: Grading, uid: int | No
 def write(result: StudentResult, folder: Path, grading: Grading, files: dict[str, str] | None = None) -> None:
     """The student's report files (``files``: already rendered, e.g. by a cluster worker),
     report.json last; none is started once the CLI is gone."""
-    files = files or render(result, grading)
-    with host.writing():
+    with stages.timed("render reports"):
+        files = files or render(result, grading)
+    with stages.timed("write reports"), host.writing():
         folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(files, key=lambda n: n == REPORT):
-            reports.atomic_write(folder / name, files[name])
+            reports.atomic_write(folder / name, files[name], durable=False)
 
 
 def render(result: StudentResult, grading: Grading) -> dict[str, str]:

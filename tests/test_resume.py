@@ -28,8 +28,11 @@ the batch takes ~6 s).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -81,9 +84,9 @@ def grade(klass: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, env=env(out))
 
 
-def start(klass: Path, out: Path) -> subprocess.Popen:
+def start(klass: Path, out: Path, *extra: str) -> subprocess.Popen:
     """The CLI in its own process group (so its job processes can be found and killed)."""
-    return subprocess.Popen([*GRADER, "grade", str(klass), "--out", str(out), "--jobs", "2"],
+    return subprocess.Popen([*GRADER, "grade", str(klass), "--out", str(out), "--jobs", "2", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env=env(out))
 
@@ -157,6 +160,41 @@ def test_resume_after_sigkill_gives_the_same_grades(klass, uninterrupted, tmp_pa
             (student_folder(uninterrupted, student) / "report.json").read_bytes(), student
 
 
+def test_resume_after_sigkills_at_random_moments(klass, uninterrupted, tmp_path):
+    """Five runs, each resuming the one before and SIGKILLed after a random delay (seeded:
+    the same delays every time), then one run to the end: the same grades.csv as the
+    uninterrupted run, every student in it exactly once, nothing left half written.
+
+    The moments are not chosen by what is on disk, so they also land between a report's
+    files, in the canary, in the class files; reports are written without an fsync each
+    (renamed into place, synced at checkpoints), which a kill must not see."""
+    rng = random.Random(19)
+    out = tmp_path / "reports"
+    progress = []
+    for run in range(5):
+        proc = start(klass, out, *(["--resume"] if run else []))
+        try:
+            time.sleep(rng.uniform(0.3, 3.0))
+            running = proc.poll() is None
+        finally:
+            kill_group(proc)
+        assert wait_until(lambda pid=proc.pid: not group_alive(pid), 2), group_alive(proc.pid)
+        for student in finished(out):  # renamed into place whole, whenever the kill came
+            json.loads((student_folder(out, student) / "report.json").read_text(encoding="utf-8"))
+        progress.append((running, len(finished(out))))
+    killed_midway = [n for running, n in progress if running and n < len(students(klass))]
+    if len(killed_midway) < 3:
+        pytest.fail(f"too few kills landed while students were being graded: {progress}")
+
+    resumed = grade(klass, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))[1:]
+    assert sorted(row[0] for row in rows) == students(klass), "each student exactly once"
+    assert (out / "grades.csv").read_bytes() == (uninterrupted / "grades.csv").read_bytes(), progress
+    assert finished(out) == students(klass)
+    assert temp_files(out) == [], temp_files(out)
+
+
 def test_resume_removes_what_a_killed_write_left(klass, uninterrupted, tmp_path):
     """The state a SIGKILL between atomic_write's mkstemp and its rename leaves on disk.
 
@@ -219,3 +257,21 @@ def test_killing_the_grader_process_stops_its_jobs(klass, tmp_path):
     assert not written_after, f"reports written after the grader was killed: {written_after}"
     assert not survivors, "still running 3 s after the grader was killed:\n" + "\n".join(
         s[:150] for s in survivors)
+
+
+def test_resume_regrades_a_student_whose_report_file_is_empty(klass, uninterrupted, tmp_path):
+    """Report files are renamed into place without an fsync each (the file system is synced
+    every few hundred students): after a power loss one can be whole in name and empty in
+    content. Such a student is graded again; the others are kept as they are."""
+    out = tmp_path / "reports"
+    shutil.copytree(uninterrupted, out)
+    empty, kept = students(klass)[1], [s for s in students(klass) if s != students(klass)[1]]
+    (student_folder(out, empty) / "report.html").write_bytes(b"")
+    before = stamps(out, kept)
+    resumed = grade(klass, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} student(s) kept from the earlier run" in resumed.stdout, resumed.stdout
+    assert stamps(out, kept) == before
+    assert (student_folder(out, empty) / "report.html").read_bytes() == \
+        (student_folder(uninterrupted, empty) / "report.html").read_bytes()
+    assert (out / "grades.csv").read_bytes() == (uninterrupted / "grades.csv").read_bytes()

@@ -267,3 +267,100 @@ def test_unseeded_random_draws_are_the_same_for_every_student(tmp_path):
             draws.append(values)
         client.stop_zygotes()  # the next draw in a new sandbox, as on another machine or run
     assert draws[0].shape == (4,) and (draws[0] == draws[1]).all(), draws
+
+
+def test_one_sandbox_serves_student_after_student(tmp_path):
+    """A student who leaves nothing behind does not retire the sandbox: the next one is
+    forked by the same zygote, not by a new bubblewrap that imports numpy again (~0.3 s
+    each). On a kernel with persistent keyrings, emptying one the zygote did not possess
+    failed (EACCES), and every student retired it."""
+    client.stop_zygotes()
+    with staged_worker(tmp_path) as worker:
+        worker.start()
+        zygote = worker.zygote.proc.pid
+        for _ in range(3):
+            worker.close()
+            assert worker.zygote.alive and worker.zygote.proc.pid == zygote, "the sandbox was retired"
+            worker.start()
+        assert worker.zygote.proc.pid == zygote
+
+
+# --- programs sent ahead (Worker.prefetch) answer exactly as programs sent one by one ----
+TALLY = """
+
+import os as _os
+
+SEEN = []
+
+
+def note(x):
+    SEEN.append(x)
+    if len(SEEN) == CRASH_AT:
+        _os._exit(3)
+    if x < 0:
+        raise ValueError("negative")
+    return len(SEEN)
+
+
+def seen():
+    return list(SEEN)
+"""
+
+
+def tally_programs() -> list[client.Program]:
+    """Programs whose answers show the order they ran in (module state), one that raises."""
+    programs = []
+    for x in (1, -1, 2, 3):
+        program = client.Program()
+        program.keep(program.func("layers", "note", x))
+        programs.append(program)
+    program = client.Program()
+    program.keep(program.func("layers", "seen"))
+    return [*programs, program]
+
+
+def answers(worker, programs, ahead: bool) -> tuple[list, str]:
+    """What each program gave (values, or the exception's type and message), and the output."""
+    worker.start()
+    if ahead:
+        worker.prefetch(programs)
+        assert len(worker._ahead) == len(programs) or not worker.alive, "nothing was sent ahead"
+    got = []
+    for program in programs:
+        try:
+            values, trace = worker.run(program)
+            got.append((values, trace, worker.counts))
+        except client.StudentError as exc:
+            got.append(("student", exc.error["type"], exc.error["message"], exc.step))
+        except client.WorkerError as exc:
+            got.append(("worker", str(exc)))
+    worker.close()
+    return got, worker.output.text()
+
+
+@pytest.mark.parametrize("crash_at", [0, 3], ids=["no crash", "crash at the third"])
+def test_programs_sent_ahead_answer_as_programs_sent_one_by_one(tmp_path, crash_at):
+    """Same answers, same order of execution in the student's process (its module state
+    counts the calls), the student's exception where it was raised; a process that dies at
+    one program answers it with the WorkerError, and the programs after it never run."""
+    sequential, ahead = (answers(staged_worker(tmp_path / mode, f"\nCRASH_AT = {crash_at}\n" + TALLY),
+                                 tally_programs(), mode == "ahead") for mode in ("one by one", "ahead"))
+    assert ahead == sequential
+    got = [entry[0] if entry[0] in ("student", "worker") else entry[0][0] for entry in ahead[0]]
+    if crash_at:
+        assert got == [1, "student", "worker", "worker", "worker"], ahead
+        assert "exit code 3" in ahead[0][2][1]
+    else:
+        assert got == [1, "student", 3, 4, [1, -1, 2, 3]], ahead
+
+
+def test_a_program_run_out_of_its_prefetched_order_is_refused(tmp_path):
+    """The worker already ran the programs in the order sent: running another first would
+    answer from the wrong reply, so it is a grader bug, said as such."""
+    worker = staged_worker(tmp_path, "\nCRASH_AT = 0\n" + TALLY)
+    programs = tally_programs()
+    with worker:
+        worker.start()
+        worker.prefetch(programs)
+        with pytest.raises(RuntimeError, match="out of the order"):
+            worker.run(programs[1])

@@ -84,6 +84,7 @@ class Answers:
     def __init__(self, reference: dict, seed: int):
         self.reference, self.seed = reference, seed
         self._made: dict[tuple[str, str], tuple[Values, dict]] = {}
+        self._memo: dict[tuple, object] = {}
 
     def get(self, exercise: Judging, case: Case) -> tuple[Values, dict]:
         """(inputs, expected answers); callers never mutate them."""
@@ -92,6 +93,13 @@ class Answers:
             values = case.make(case_rng(self.seed, exercise.part, case.name))
             self._made[key] = (values, exercise.expected(self.reference, values, case))
         return self._made[key]
+
+    def memo(self, key: tuple, make: Callable[[], object]):
+        """``make()``, made once per session: what is sent to every student alike (the
+        programs built from the cases; a program is never changed once built)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
 
 class Judging:
@@ -171,16 +179,37 @@ class Judging:
     def grade(self, worker: Worker, scorer: Scorer, answers: Answers) -> None:
         """Grade every case; a hang or crash stops this part only."""
         plans = self.plan(scorer)
-        for case, items in plans:
-            try:
-                self.grade_case(worker, case, items, answers, scorer)
-            except WorkerError as exc:
-                self.recover(worker, plans, answers)
-                message = f"{self.part}: {exc}. The remaining checks of {self.part} were not run."
-                for _, later in plans:
-                    for item in later.values():
-                        item.error(message, status=exc.status)
-                return
+        gathered = self.gather_ahead(worker, plans, answers, scorer)
+        try:
+            for case, items in plans:
+                try:
+                    self.grade_case(worker, case, items, answers, scorer, gathered.get(case.name))
+                except WorkerError as exc:
+                    self.recover(worker, plans, answers)
+                    message = f"{self.part}: {exc}. The remaining checks of {self.part} were not run."
+                    for _, later in plans:
+                        for item in later.values():
+                            item.error(message, status=exc.status)
+                    return
+        finally:  # what a grader bug left unasked (never when every case ran)
+            worker.drop_prefetched()
+
+    def gather_ahead(self, worker: Worker, plans, answers: Answers, scorer: Scorer) -> dict[str, tuple]:
+        """case name -> ``gather``'s program (and what judging it needs), made once per session;
+        every case's sent to the worker in one round trip (``Worker.prefetch``) - unless a
+        program may go between two cases that depends on an answer (the student's own parts
+        replayed when a part this one ``depends`` on failed): then one round trip per case."""
+        gathered = {case.name: answers.memo(("gather", self.part, case.name),
+                                            lambda case=case: self.gather(case, *answers.get(self, case)))
+                    for case, _ in plans}
+        if not (getattr(self, "walk", None) and self.failed_layers(scorer)):
+            worker.prefetch([found[0] for found in gathered.values()])
+        return gathered
+
+    def gather(self, case: Case, values: Values, expected: dict | None = None) -> tuple:
+        """The program of one case's round trip, then whatever judging it needs besides
+        (``expected``: the reference's answers, for a kind whose program needs them)."""
+        raise NotImplementedError
 
     def recover(self, worker: Worker, plans, answers: Answers) -> None:
         """After a hang or crash, give the forward passes that still work their credit."""
@@ -200,9 +229,9 @@ class Judging:
         raise NotImplementedError
 
     def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers,
-                   scorer: Scorer) -> None:
-        """Gather one case's values (one round trip) and judge them; ``scorer`` holds what the
-        student's earlier parts scored."""
+                   scorer: Scorer, gathered: tuple | None = None) -> None:
+        """Gather one case's values (one round trip: ``gathered`` if given) and judge them;
+        ``scorer`` holds what the student's earlier parts scored."""
         raise NotImplementedError
 
 

@@ -50,13 +50,17 @@ class FunctionExercise(Declared):
         result = getattr(reference[self.module], self.function)(**copy(values))
         return result if self.inputs else (result, {})
 
-    def grade_case(self, worker, case: Case, items, answers: Answers, scorer=None) -> None:
-        values, expected = answers.get(self, case)
+    def gather(self, case: Case, values: Values, expected: tuple | None = None) -> tuple[Program]:
         program = Program()
         program.keep(program.func(self.module, self.function, **values))
+        return (program,)
+
+    def grade_case(self, worker, case: Case, items, answers: Answers, scorer=None,
+                   gathered: tuple | None = None) -> None:
+        values, expected = answers.get(self, case)
+        (program,) = gathered or self.gather(case, values)
         outcome = Outcome.of(worker, program)
-        failed = sorted({i.result.part for i in (scorer.items if scorer else []) if i.settled
-                         and i.result.status != "passed" and i.result.part in self.depends})
+        failed = self.failed_layers(scorer)
         own = self.replay(worker, values) if failed and self.walk else None
         self.judge_case(values, expected, outcome, items, failed, own)
 

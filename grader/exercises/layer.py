@@ -110,7 +110,7 @@ class LayerExercise(Declared):
         return any(q != "forward" for q in case.points(self.points))
 
     # -- gather --------------------------------------------------------------------------
-    def gather(self, case: Case, values: Values) -> tuple[Program, list]:
+    def gather(self, case: Case, values: Values, expected: dict | None = None) -> tuple[Program, list]:
         """The case's round trip: forward, backward, the gradient attributes, the probes."""
         program = Program()
         layer = program.new(self.module, self.cls, *self.args(self.init, copy(values)))
@@ -126,9 +126,10 @@ class LayerExercise(Declared):
         program.keep(out, back, *attrs)
         return program, self.numeric_plan(program, case, values)
 
-    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers, scorer=None):
+    def grade_case(self, worker: Worker, case: Case, items: dict[str, Item], answers: Answers, scorer=None,
+                   gathered: tuple | None = None):
         values, expected = answers.get(self, case)
-        program, plan = self.gather(case, values)
+        program, plan = gathered or self.gather(case, values)
         outcome = Outcome.of(worker, program)
         failed = self.failed_layers(scorer)
         own = self.own_parts(worker, values) if failed and self.walk and self.backward_graded(case) else {}
@@ -342,9 +343,7 @@ class LayerProtocol:
     def grade(self, worker: Worker, scorer: Scorer, answers: Answers) -> None:
         (item,) = self.items_of(scorer)
         ex = self.exercise
-        found = self.checks(answers)
-        program = Program()
-        spans = [(self.gather(program, check.used), self.gather(program, check.fresh)) for check in found]
+        found, program, spans = answers.memo(("protocol", self.part), lambda: self.program(answers))
         try:
             outcome = Outcome.of(worker, program)
         except WorkerError as exc:
@@ -369,6 +368,13 @@ class LayerProtocol:
         mistake = {**PROTOCOL, INPUT_CHANGED.id: INPUT_CHANGED}[failures[0][0].mistake]
         said = "\n".join(f"{check.title}: {why}" for check, why in failures)
         item.failed(f"{said}\n{mistake.text()}", mistake.id)
+
+    def program(self, answers: Answers) -> tuple[list[_Check], Program, list[tuple[tuple[int, int], ...]]]:
+        """The checks, their one program, and where each check's values come back."""
+        found = self.checks(answers)
+        program = Program()
+        return found, program, [(self.gather(program, check.used), self.gather(program, check.fresh))
+                                for check in found]
 
     # -- the checks: how the layer is used, and the fresh objects it must agree with --------
     def checks(self, answers: Answers) -> list[_Check]:

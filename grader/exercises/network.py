@@ -100,8 +100,9 @@ class NetworkExercise(Declared):
         return out
 
     # -- gather --------------------------------------------------------------------------------
-    def grade_case(self, worker, case, items, answers: Answers, scorer: Scorer | None = None) -> None:
-        values, expected = answers.get(self, case)
+    def gather(self, case: Case, values: Values, expected: dict | None = None) -> tuple[Program, list, int]:
+        """The case's round trip: the loss, the gradient of a fresh net, the loss probes, a
+        training step, the gradient again; then the probes' plan and the first gradient's step."""
         program = Program()
         x, t = program.value(values["x"]), program.value(values["t"])  # sent once, used many times
         loss = program.call(self.construct(program, values), self.loss, x, t, tolerate=True)
@@ -111,10 +112,16 @@ class NetworkExercise(Declared):
         plan = self.numeric_plan(program, net, case, (x, t), values)   # at the case's weights, restored
         self.set_weights(program, net, expected["weights after"])      # a training step, in place
         program.keep(program.call(net, self.gradient, x, t))
+        return program, plan, program.index(first)
+
+    def grade_case(self, worker, case, items, answers: Answers, scorer: Scorer | None = None,
+                   gathered: tuple | None = None) -> None:
+        values, expected = answers.get(self, case)
+        program, plan, first = gathered or self.gather(case, values, expected)
         outcome = Outcome.of(worker, program)
         layers = self.failed_layers(scorer)
         own = self.own_layers_walk(worker, values, expected) if layers and self.wrong(outcome, expected) else None
-        self.judge_case(values, expected, outcome, plan, items, own or {}, layers, program.index(first))
+        self.judge_case(values, expected, outcome, plan, items, own or {}, layers, first)
 
     def wrong(self, outcome: Outcome, expected) -> bool:
         """Some gradient is wrong (and no exception or trace mistake explains it already)."""

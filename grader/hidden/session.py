@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import intake
+from grader import intake, stages
 from grader.hidden import plugin
 from grader.judging.misconceptions import format_error
 from grader.judging.scoring import Scorer
@@ -111,13 +111,14 @@ class _Loop:
             try:
                 for item in self.items:
                     plugin.plan(item, scorer)
-                for i, item in enumerate(self.items):
-                    if started and not worker.alive:
-                        _start(worker, [])
-                    # the next student's first item: session fixtures stay up between students
-                    # (never the item itself: pytest would keep its function scope too)
-                    following = self.items[(i + 1) % len(self.items)] if len(self.items) > 1 else None
-                    config.hook.pytest_runtest_protocol(item=item, nextitem=following)
+                with stages.timed("hidden tests"):
+                    for i, item in enumerate(self.items):
+                        if started and not worker.alive:
+                            _start(worker, [])
+                        # the next student's first item: session fixtures stay up between students
+                        # (never the item itself: pytest would keep its function scope too)
+                        following = self.items[(i + 1) % len(self.items)] if len(self.items) > 1 else None
+                        config.hook.pytest_runtest_protocol(item=item, nextitem=following)
             finally:
                 ctx.current = None
             output = worker.output.text()
@@ -166,7 +167,8 @@ class Session:
 
     def grade(self, sub: intake.Submission, staging: Path, uid: int) -> StudentResult:
         """Everything for one student; never raises for anything the submission does."""
-        staged = intake.stage(sub, staging / sub.student, self.assignment)
+        with stages.timed("staging"):
+            staged = intake.stage(sub, staging / sub.student, self.assignment)
         done: Future = Future()
         self._loop.jobs.put((Job(staged, sub.student, uid), done))
         return done.result()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import sandbox
+from grader import sandbox, stages
 from grader.worker.inside import protocol
 from grader.worker.zygote import (  # noqa: F401 - re-exported: the worker and its errors in one place
     WorkerError,
@@ -55,6 +55,7 @@ class Output:
 
 
 SMALL = 1 << 16  # replies are read in pieces of this size; larger frames go straight into place
+AHEAD_BYTES = 1 << 16  # programs sent together by ``prefetch``: within any socket's buffer
 
 class Worker:
     """One student's process, forked by the zygote; restartable."""
@@ -73,6 +74,7 @@ class Worker:
         self._buffer = bytearray()  # received, not yet read (a reply's small parts)
         self.counts: dict[int, dict[str, int]] = {}  # the last reply's call counts, by step
         self._scratch = bytearray(SMALL)
+        self._ahead: list[tuple[Program, tuple | WorkerError]] = []  # prefetched replies, in order
 
     @property
     def isolation(self) -> sandbox.Isolation | None:
@@ -81,7 +83,12 @@ class Worker:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> dict:
         """Fork a fresh process, send it the submission's sources, return each module's status."""
+        with stages.timed("worker start"):
+            return self._start()
+
+    def _start(self) -> dict:
         self.close()
+        self._ahead.clear()
         self.session, self.out_fd = self.zygote.spawn()
         os.set_blocking(self.out_fd, False)
         self.session.setblocking(False)
@@ -101,7 +108,8 @@ class Worker:
         """End this student's process; return its exit code if it could be learnt."""
         if self.session is None:
             return None
-        code = self.zygote.finish(kill=kill)
+        with stages.timed("worker end"):
+            code = self.zygote.finish(kill=kill)
         self._drain_output()
         if self.zygote.memory_kills:
             self.output.add(f"\n[grader: {self._over_memory()}]\n".encode())
@@ -128,14 +136,17 @@ class Worker:
         per-call deadline, WorkerError when the process died or broke the protocol;
         after a WorkerError the worker is dead and must be restarted.
         """
-        if not self.alive:
-            raise WorkerError(self.dead_reason)
-        frames: list[bytes] = []
-        steps = [program.encode_step(s, frames) for s in program.steps]
-        message = protocol.pack({"steps": steps, "return": program.kept}, frames)
-        deadline = time.monotonic() + self.limits.call_seconds
-        self._send(message, deadline)
-        header, arrays = self._receive(deadline)
+        stages.count("program")
+        if self._ahead:
+            header, arrays = self._prefetched(program)
+        else:
+            if not self.alive:
+                raise WorkerError(self.dead_reason)
+            message = self._message(program)
+            deadline = time.monotonic() + self.limits.call_seconds
+            with stages.timed("round trip"):
+                self._send(message, deadline)
+                header, arrays = self._receive(deadline)
         try:
             decode = lambda tree: protocol.decode(tree, arrays, self._remote)  # noqa: E731
             trace = [str(t)[:100] for t in header.get("trace", [])][:100]
@@ -152,6 +163,62 @@ class Worker:
             self.close()
             raise WorkerError(f"the worker sent malformed data ({type(exc).__name__}: {str(exc)[:200]})") from None
         raise failure
+
+    def prefetch(self, programs: list[Program]) -> None:
+        """Run ``programs`` now, in this order, in one round trip; ``run`` of each, in the same
+        order, then answers from its reply, exactly as if it had been sent only then.
+
+        For programs known before any of them runs (they depend on the inputs, never on an
+        earlier answer). The worker serves requests one by one as they come, so it runs them
+        in the order and with the state it would have anyway; each has its own deadline
+        from the reply before it. A crash or hang at one ends the prefetch there: ``run`` of
+        that program raises its WorkerError, and the later ones were never run (as when a
+        WorkerError stops the caller). Programs too large to sit together in the socket's
+        buffer are left to ``run`` (sending them would wait on the worker)."""
+        if not self.alive or self._ahead or len(programs) < 2:
+            return
+        try:
+            messages = [self._message(p) for p in programs]
+        except Exception:  # noqa: BLE001 - one that cannot be sent: ``run`` raises it in its turn
+            return
+        if sum(map(len, messages)) > AHEAD_BYTES:
+            return
+        deadline = time.monotonic() + self.limits.call_seconds
+        with stages.timed("round trip"):
+            self._send(b"".join(messages), deadline)
+            for program in programs:
+                try:
+                    self._ahead.append((program, self._receive(deadline)))
+                except WorkerError as exc:
+                    self._ahead.append((program, exc))
+                    return
+                deadline = time.monotonic() + self.limits.call_seconds
+
+    def _prefetched(self, program: Program) -> tuple[dict, list]:
+        """The reply ``prefetch`` kept for ``program``, which must be the next one it sent."""
+        sent, reply = self._ahead.pop(0)
+        if sent is not program:  # the worker ran another program than the caller now asks for
+            self._ahead.clear()
+            self.close()
+            raise RuntimeError("a program was run out of the order it was prefetched in (a grader bug)")
+        if isinstance(reply, WorkerError):
+            self._ahead.clear()  # none after it was run
+            raise reply
+        return reply
+
+    def drop_prefetched(self) -> None:
+        """Forget replies no ``run`` asked for (the caller stopped early: a grader bug)."""
+        self._ahead.clear()
+
+    @staticmethod
+    def _message(program: Program) -> bytes:
+        """The request, encoded once per program (exercises send the same ones to every student)."""
+        size = (len(program.steps), len(program.kept))
+        if program.encoded is None or program.encoded[0] != size:
+            frames: list[bytes] = []
+            steps = [program.encode_step(s, frames) for s in program.steps]
+            program.encoded = size, protocol.pack({"steps": steps, "return": program.kept}, frames)
+        return program.encoded[1]
 
     def _remote(self, tree: dict) -> RemoteObject:
         methods = tree.get("methods") if isinstance(tree.get("methods"), list) else []
@@ -305,6 +372,7 @@ class Program:
     def __init__(self):
         self.steps: list[dict] = []
         self.kept: list[int] = []
+        self.encoded: tuple[tuple[int, int], bytes] | None = None  # (steps, kept) when encoded, the bytes
 
     def _add(self, step: dict) -> protocol.Ref:
         self.steps.append(step)

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from grader import cgroups, sandbox
+from grader import cgroups, sandbox, stages
 from grader.worker import WORKER_DIR
 
 
@@ -66,6 +66,7 @@ class Zygote:
         """Start the sandbox without waiting for it: it imports numpy while this process goes
         on (collecting the hidden tests, say); ``ready`` waits for it."""
         self.stop()
+        stages.count("sandbox launch")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # the zygote's /submission: an empty folder, bound by bubblewrap before "ready"
         self._empty = tempfile.TemporaryDirectory(prefix="grader-empty-")
@@ -108,7 +109,8 @@ class Zygote:
         if not self._waiting:
             return
         try:
-            reply = self._expect("ready", self.limits.call_seconds + 10)
+            with stages.timed("sandbox ready (waited)"):
+                reply = self._expect("ready", self.limits.call_seconds + 10)
         except WorkerError:
             self._errors.seek(0)
             said = self._errors.read(4096).decode(errors="replace").strip()
@@ -206,6 +208,7 @@ class Zygote:
             self.memory_kills += self.cgroup.new_oom_kills()
         self.tampered = reply.get("tampered") is True
         if reply.get("retire") is not False:  # it could not undo what the child did
+            stages.count("sandbox retired")
             self.stop()
         return reply["exited"] if isinstance(reply["exited"], int) else None
 

@@ -630,7 +630,8 @@ def clean(libc, keep: set[str] = frozenset(), uids: tuple[int, int] | None = Non
 
 
 KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 1, 7, 22
-KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
+KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_SESSION_KEYRING = -2, -3
+KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -4, -5
 
 
 def keyctl(libc, *args) -> int:
@@ -660,7 +661,11 @@ def clear_keys(libc, uids: tuple[int, int] | None, session: bool) -> bool:
     if uids is not None:
         os.setresuid(uids[1], uids[1], uids[0])
     try:
-        persistent = keyctl(libc, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_USER_KEYRING)
+        # linked into our own process keyring (never a student's: fork gives them an empty
+        # one), so we possess it: where it is only reachable from the user keyring, which
+        # we do not possess, KEYCTL_CLEAR is refused (EACCES) and every student retired
+        # the sandbox (a new bwrap and numpy import per student)
+        persistent = keyctl(libc, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_PROCESS_KEYRING)
         rings = [KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING] + ([persistent] if persistent > 0 else []) \
             + ([KEY_SPEC_SESSION_KEYRING] if session else [])
         for ring in rings:

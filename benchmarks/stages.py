@@ -1,0 +1,101 @@
+"""Where the time per hand-in goes: one real `grader grade` of a generated class, stage by stage.
+
+    python benchmarks/stages.py --n 1000 --jobs 2
+
+The CLI runs with ``GRADER_STAGES`` set (``grader.stages``): every grading process adds
+up each stage's wall time and entries, its fsyncs and ``compile`` calls, and its CPU
+time. Per student: the sum over the job processes (they grade in parallel, so the
+stages add up to about ``jobs`` x the wall time) divided by N. CPU: each grading
+process's own (getrusage, all threads), and what getrusage of this process's children
+adds up of the rest (a process counts there only once its parent reaped it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import classes  # noqa: E402
+
+GRADER = [sys.executable, "-m", "grader"]
+
+# (label, stage) in the order a student goes through them; "judging" is derived
+ROWS = [("staging (intake: read, check, copy the hand-in)", "staging"),
+        ("worker start (fork + the student's imports)", "worker start"),
+        ("worker round trips", "round trip"),
+        ("judging + pytest's protocol (hidden tests minus round trips)", "judging"),
+        ("worker end (kill, reap)", "worker end"),
+        ("report rendering (json, md, html)", "render reports"),
+        ("report writing (disk)", "write reports")]
+
+
+def measure(n: int = 1000, jobs: int = 2, work: Path | None = None) -> dict:
+    """Grade a class of ``n`` with ``--jobs jobs``; per-student stage times, counts and CPU."""
+    with tempfile.TemporaryDirectory(prefix="grader-stages-", dir=work) as tmp:
+        folder = classes.make_class(Path(tmp) / "class", n)
+        figures = Path(tmp) / "stages"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run([*GRADER, "grade", str(folder), "--out", str(Path(tmp) / "reports"),
+                               "--jobs", str(jobs)], capture_output=True, text=True,
+                              env={**os.environ, "GRADER_STAGES": str(figures)})
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise SystemExit(f"grader grade failed:\n{done.stderr}")
+        processes = [json.loads(p.read_text(encoding="utf-8")) for p in figures.glob("stages-*.json")]
+    seconds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for found in processes:
+        for stage, value in found["seconds"].items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+        for stage, value in found["counts"].items():
+            counts[stage] = counts.get(stage, 0) + value
+    seconds["judging"] = seconds.get("hidden tests", 0.0) - seconds.get("round trip", 0.0)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"n": n, "jobs": jobs, "wall": wall, "cpu": cpu, "seconds": seconds, "counts": counts,
+            "grader_cpu": sum(p["cpu"] for p in processes), "processes": len(processes)}
+
+
+def report(found: dict) -> list[str]:
+    """The figures as Markdown rows: per student, time and entries of each stage."""
+    n, s, c = found["n"], found["seconds"], found["counts"]
+    lines = [f"N = {n:,}, --jobs {found['jobs']}: {found['wall'] / n * 1e3:.1f} ms wall per student; "
+             f"CPU per student {found['grader_cpu'] / n * 1e3:.1f} ms in the grader's own "
+             f"{found['processes']} processes, {found['cpu'] / n * 1e3:.1f} ms in the processes they reaped "
+             "(not the sandboxes: the zygote reaps its students).", "",
+             "| stage | ms per student (summed over job processes) | per student |", "|---|---:|---:|"]
+    for label, stage in ROWS:
+        entries = f"{c[stage] / n:.1f} x" if stage in c else ""
+        lines.append(f"| {label} | {s.get(stage, 0.0) / n * 1e3:.2f} | {entries} |")
+    lines += [f"| the whole of grading a student (job side) | {s.get('grade', 0.0) / n * 1e3:.2f} | |", "",
+              f"Per student: {c.get('fsync', 0) / n:.1f} fsyncs, {c.get('compile', 0) / n:.1f} compile calls, "
+              f"{c.get('sandbox launch', 0) / n:.2f} sandbox launches; once per run: canary "
+              f"{s.get('canary', 0.0):.2f} s, class reports {s.get('class reports', 0.0):.2f} s, "
+              f"{c.get('sync', 0)} syncs of the reports' file system ({s.get('sync', 0.0):.2f} s)."]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    found = measure(args.n, args.jobs)
+    print("\n".join(report(found)))
+    if args.json:
+        args.json.write_text(json.dumps(found, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
