@@ -81,8 +81,10 @@ def test_the_assignment_is_recognized_from_files_notebooks_and_nbgrader_folders(
             assert repo.assignment(handins=tmp_path / name / layout).name == name
     shutil.copytree(tmp_path / "backprop" / "files" / "ann", tmp_path / "deltarule" / "files" / "dan")
     assert repo.recognize(tmp_path / "deltarule" / "files") is None  # two assignments' files: ask
-    (tmp_path / "empty").mkdir()
     with pytest.raises(course.CourseError, match="name one with --assignment"):
+        repo.assignment(handins=tmp_path / "deltarule" / "files")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(course.CourseError, match="no students found .* the folder is empty"):
         repo.assignment(handins=tmp_path / "empty")
 
 
