@@ -682,7 +682,11 @@ def clear(folder: str, keep: set[str]) -> bool:
     and the folders made for them: a kept folder with kept paths below it is cleared
     too); True if nothing else is left."""
     clean = True
-    for name in os.listdir(folder):
+    try:
+        names = os.listdir(folder)
+    except OSError:  # a folder made for a mount, with its host mode (a clone in a 0700 temp
+        return folder in keep  # folder): nobody in the sandbox can list or write it either
+    for name in names:
         path = os.path.join(folder, name)
         if path in keep:
             if any(k.startswith(path + "/") for k in keep):
