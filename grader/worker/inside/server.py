@@ -593,7 +593,7 @@ def cap_memory(memory_mb: int, dying: set) -> int:
     return killed
 
 
-SCRATCH = ("/tmp", "/dev/mqueue")  # the sandbox's writable file systems (POSIX message queues too)
+SCRATCH = ("/tmp", "/dev/shm", "/dev/mqueue")  # the sandbox's writable file systems (POSIX shm and queues)
 
 
 def clean(libc, keep: set[str] = frozenset(), uids: tuple[int, int] | None = None, session: bool = False) -> bool:
@@ -694,7 +694,9 @@ def clear(folder: str, keep: set[str]) -> bool:
             continue
         try:
             remove(path)
-        except (OSError, RecursionError):
+        except OSError as exc:  # in a folder made for a mount, what a read-only mount holds
+            clean = clean and exc.errno == errno.EROFS and folder in keep  # (a bound venv) is none of theirs
+        except RecursionError:
             clean = False
     return clean
 
