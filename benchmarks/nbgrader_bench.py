@@ -66,7 +66,7 @@ def autograde_notebooks(students: list[Path], work: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "PYTHONPATH"}}
     env.update(JUPYTER_CONFIG_DIR=str(work / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(work / "runtime"))
     course = work / "course"
-    run([command("grader"), "nbgrader", "init", course, "--force"], work, env)
+    run([command("grader"), "nbgrader", "init", course, "--assignment", "backprop", "--force"], work, env)
     run([command("nbgrader"), "generate_assignment", ASSIGNMENT, "--force"], course, env)
     release = json.loads((course / "release" / ASSIGNMENT / BACKPROP.notebook).read_text(encoding="utf-8"))
     for student in students:
