@@ -51,4 +51,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 .venv/bin/python -m pip install -q -e '.[test,torch]'
+# byte-compiled once here, as pip does for a regular install: an editable install's own
+# modules would otherwise be compiled on every run wherever PYTHONDONTWRITEBYTECODE is set
+# (~0.1 s of each `grader grade`)
+.venv/bin/python -m compileall -q grader solutions >/dev/null
 say "installed into $(pwd)/.venv: run .venv/bin/grader (or source .venv/bin/activate)"

@@ -4,9 +4,13 @@ RLIMIT_AS caps each process's address space and the zygote's watcher sums the re
 memory of a submission's processes, but neither sees pages that are in no process's
 RSS: a memfd or a tmpfs file filled with ``write()``, SysV shared memory detached
 again. The kernel's memory controller charges every page to the cgroup of the process
-that made it, so each student's process is moved into a cgroup of its own slot
-(``Cgroup``), limited to ``memory_mb`` (swap included), before any of its code runs; over
-the limit, the kernel's OOM killer stops the submission, and ``oom_kills`` says so.
+that made it. Each grading slot's zygote is moved, once, into a cgroup of its own
+(``Cgroup``), limited to ``memory_mb`` (swap included); each student's process is forked
+there, so it is charged from its first instruction without a move of its own (a move
+costs ~16 ms of cgroup v1's locking, per student). The zygote's own memory was charged
+before its move; a student's process asks the OOM killer to take it first
+(``oom_score_adj``). Over the limit, the kernel's OOM killer stops the submission, and
+``oom_kills`` says so: every kill in the slot's cgroup while a student runs is theirs.
 
 Possible as root, below the grader's own memory cgroup: cgroup v1's memory hierarchy,
 or a cgroup v2 folder whose ``cgroup.subtree_control`` hands the memory controller down.

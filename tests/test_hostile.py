@@ -633,6 +633,28 @@ def test_memory_outside_any_process_is_charged_where_cgroups_allow(grade, tmp_pa
     assert held <= limit, f"the submission held {held} MB in memfds (memory_mb = {limit})"
 
 
+def test_a_students_process_starts_in_the_slots_memory_cgroup_first_in_line_for_the_oom_killer(grade, tmp_path):
+    """The zygote is moved into the slot's cgroup once; each student's process is forked
+    there (charged from its first instruction, no move of its own) and asks the OOM killer
+    to take it before the zygote."""
+    import shutil
+
+    from grader import cgroups
+
+    if not cgroups.support().ok:
+        pytest.skip(f"no memory cgroup here: {cgroups.support().why}")
+    folder = tmp_path / "where-am-i"
+    shutil.copytree(REPO / "examples" / "class" / "ada-book", folder)
+    with open(folder / "layers.py", "a", encoding="utf-8") as fh:
+        fh.write('\nprint("WHERE", open("/proc/self/oom_score_adj").read().strip(), '
+                 '[line.strip() for line in open("/proc/self/cgroup") if ":memory:" in line])\n')
+    result = grade(folder)
+    said = next((line for line in result.output.splitlines() if line.startswith("WHERE")), "")
+    assert said.startswith("WHERE 1000 "), result.output[-500:]
+    assert f":memory:/{cgroups.PREFIX}" in said, said
+    assert sum(t.score for t in result.tests) == FULL
+
+
 def make_grading_course():
     from grader import course
 

@@ -133,6 +133,10 @@ class Zygote:
             if pid is None:
                 raise OSError("the sandbox's worker process was not found")
             self.cgroup = cgroups.Cgroup.make(self.limits.memory_mb)
+            # the zygote itself goes in, once: each student's process is forked there and
+            # starts in it, before any of its code runs (a move per student cost ~16 ms of
+            # cgroup v1's locking). What the zygote holds was charged before the move.
+            self.cgroup.add(pid)
         except OSError as exc:
             self.stop()
             raise WorkerError(f"the sandbox's memory cgroup could not be made ({exc})") from None
@@ -174,12 +178,7 @@ class Zygote:
         out_read, out_write = os.pipe()
         try:
             socket.send_fds(self.control, [b'{"op": "spawn"}'], [theirs.fileno(), out_write])
-            spawned = self._expect("spawned", self.answer_seconds)["spawned"]
-            if self.cgroup is not None:  # before the student's sources are sent: none of their code ran
-                child = next((c for c in cgroups.children(self.host_pid) if cgroups.nspid(c) == spawned), None)
-                if child is None:
-                    raise WorkerError("the student's process was not found")
-                self.cgroup.add(child)
+            self._expect("spawned", self.answer_seconds)
         except (OSError, WorkerError):
             session.close()
             os.close(out_read)

@@ -114,11 +114,20 @@ def npy_parts(array: np.ndarray) -> tuple[bytes, ...] | tuple[bytes, memoryview]
         np.save(buffer, array, allow_pickle=False)
         return (buffer.getvalue(),)
     array = np.ascontiguousarray(array) if array.ndim else array  # (it makes a 0-d array 1-d)
-    shape = repr(tuple(int(n) for n in array.shape))
-    header = f"{{'descr': '{array.dtype.str}', 'fortran_order': False, 'shape': {shape}, }}"
-    header = header.encode() + b" " * (63 - (len(_MAGIC) + 2 + len(header)) % 64) + b"\n"
+    key = (array.dtype.str, array.shape)
+    head = _HEADS.get(key)
+    if head is None:
+        shape = repr(tuple(int(n) for n in array.shape))
+        header = f"{{'descr': '{array.dtype.str}', 'fortran_order': False, 'shape': {shape}, }}"
+        header = header.encode() + b" " * (63 - (len(_MAGIC) + 2 + len(header)) % 64) + b"\n"
+        head = _MAGIC + len(header).to_bytes(2, "little") + header
+        if len(_HEADS) < 4096 and array.ndim <= 8:
+            _HEADS[key] = head
     body = memoryview(array.reshape(-1)).cast("B") if array.size else b""
-    return _MAGIC + len(header).to_bytes(2, "little") + header, body
+    return head, body
+
+
+_HEADS: dict[tuple[str, tuple[int, ...]], bytes] = {}  # (dtype, shape) -> its .npy header, made once
 
 
 class Ref:
@@ -256,14 +265,30 @@ def _load(raw: bytes | bytearray) -> np.ndarray:
         raise ProtocolError(f"unreadable array frame ({type(exc).__name__})") from None
 
 
+_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}  # header bytes -> what they say
+
+
+def _parsed_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
+    """(dtype, shape, count) of a ``to_npy`` header, or None; the same few shapes come in
+    every request, so each distinct header is parsed once (a bounded cache)."""
+    found = _HEADERS.get(header)
+    if found is None:
+        match = _HEADER.fullmatch(header)
+        if not match:
+            return None
+        shape = tuple(int(n) for n in re.findall(rb"\d+", match.group(2)))
+        found = np.dtype(match.group(1).decode()), shape, math.prod(shape)
+        if len(_HEADERS) < 4096 and len(header) <= 256:  # what a hostile sender can fill: 1 MB
+            _HEADERS[bytes(header)] = found
+    return found
+
+
 def _read_frame(raw: bytes | bytearray) -> np.ndarray:
     if raw[:8] == _MAGIC and len(raw) >= 10:
         size = int.from_bytes(raw[8:10], "little")
-        match = _HEADER.fullmatch(raw[10:10 + size])
-        if match:
-            dtype = np.dtype(match.group(1).decode())
-            shape = tuple(int(n) for n in re.findall(rb"\d+", match.group(2)))
-            count = math.prod(shape)
+        parsed = _parsed_header(bytes(raw[10:10 + size]))
+        if parsed:
+            dtype, shape, count = parsed
             if len(shape) <= 32 and len(raw) - 10 - size == count * dtype.itemsize:
                 array = np.frombuffer(raw, dtype=dtype, count=count, offset=10 + size).reshape(shape)
                 return array if isinstance(raw, bytearray) else array.copy()
