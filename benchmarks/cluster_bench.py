@@ -6,10 +6,11 @@ processes, `dask worker --nworkers 2 --nthreads 1`) with `--scheduler`. Then the
 scheduler's own cost per task, from N empty tasks on the same cluster. From these the
 wall time on W workers is modelled:
 
-    wall(N, W) ~ set-up + N * per_student / W + N * per_task
+    wall(N, W) ~ set-up + N * per_student / W + N / chunk(N) * per_task
 
 (per_student: the local per-submission cost on 2 cores, times 2; per_task: the
-scheduler's serial cost per task; set-up: each worker's canary, done in parallel).
+scheduler's serial cost per task, a task grading chunk(N) students (grader.cluster);
+set-up: each worker's canary, done in parallel).
 
     python benchmarks/cluster_bench.py [--n 1000]
 """
@@ -95,8 +96,10 @@ def measure(n: int = 1000) -> dict:
 
 def model(found: dict, workers: int, n: int, setup: float = 30.0) -> float:
     """Modelled wall seconds for ``n`` hand-ins on ``workers`` grading processes."""
+    from grader.cluster import chunk
+
     per_student = found["local"] / found["n"] * 2  # CPU seconds per student (2 local processes)
-    return setup + n * per_student / workers + n * found["per_task"]
+    return setup + n * per_student / workers + n / chunk(n) * found["per_task"]
 
 
 def report(found: dict) -> list[str]:

@@ -343,10 +343,12 @@ def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool
                   *(f"- {line}" for line in cluster_bench.report(c)), "",
                   "Measured with a scheduler and two grading processes started on this machine "
                   "(benchmarks/cluster_bench.py). The model: wall(N, W) = set-up + N x per_student / W + "
-                  "N x per_task, with per_student the local per-submission time on 2 cores times 2, per_task "
-                  "the scheduler's serial cost per task (empty tasks), and 30 s of set-up (job start, each "
+                  "N / chunk(N) x per_task, with per_student the local per-submission time on 2 cores times 2, "
+                  "per_task the scheduler's serial cost per task (empty tasks), chunk(N) the students a task "
+                  "grades (8 from 512 on: grader.cluster.chunk), and 30 s of set-up (job start, each "
                   "worker's canary, in parallel). The scheduler's per-task cost bounds it: about "
-                  f"{1 / max(c['per_task'], 1e-9):,.0f} tasks per second whatever the number of workers.", ""]
+                  f"{1 / max(c['per_task'], 1e-9):,.0f} tasks per second, {8 / max(c['per_task'], 1e-9):,.0f} "
+                  "students per second, whatever the number of workers.", ""]
     if h := found.get("history"):
         import history
 

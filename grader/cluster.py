@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import shutil
 import stat
@@ -94,26 +95,34 @@ class GradingPlugin(WorkerPlugin):
         shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
 
 
-def grade_remote(student: str, loose: bool, files: dict[str, bytes]) -> dict:
-    """The task: grade one hand-in (its files as bytes) in this worker's sandbox."""
+def grade_remote(handins: list[tuple[str, bool, dict[str, bytes]]]) -> list[dict]:
+    """The task: grade a few hand-ins (each: student, loose notebook or not, files as bytes)
+    in this worker's sandbox, one after the other; one result (or the grader's failure) each."""
     worker = get_worker()
     plugin = worker.plugins[PLUGIN]
     if not plugin.status.get("ok"):
         raise WorkerRefused(f"worker {worker.address} cannot grade: {plugin.status.get('why')}")
-    with plugin.lock, tempfile.TemporaryDirectory(prefix="grader-handin-") as tmp:
-        folder = Path(tmp) / "handin"
-        _write_files(folder, files)
-        notebook = next(iter(folder.glob("*.ipynb")), None) if loose else None
-        sub = intake.Submission(student, folder, notebook)
-        with host.staging() as staging:
-            result = plugin.grading.grade(sub, staging, plugin.uid)
     from grader import batch
 
-    result.notes.append(f"Graded on {worker.address} ({plugin.status['isolation']}).")
-    data = result.to_json()
-    data["grader_errors"] = list(result.grader_errors)
-    data["files"] = batch.render(result, plugin.grading)  # rendered here: the client only writes them
-    return data
+    out = []
+    for student, loose, files in handins:
+        try:
+            with plugin.lock, tempfile.TemporaryDirectory(prefix="grader-handin-") as tmp:
+                folder = Path(tmp) / "handin"
+                _write_files(folder, files)
+                notebook = next(iter(folder.glob("*.ipynb")), None) if loose else None
+                sub = intake.Submission(student, folder, notebook)
+                with host.staging() as staging:
+                    result = plugin.grading.grade(sub, staging, plugin.uid)
+        except Exception as exc:  # a grader bug: this student is reported, the others go on
+            out.append({"student": student, "failed": f"{type(exc).__name__}: {exc}"})
+            continue
+        result.notes.append(f"Graded on {worker.address} ({plugin.status['isolation']}).")
+        data = result.to_json()
+        data["grader_errors"] = list(result.grader_errors)
+        data["files"] = batch.render(result, plugin.grading)  # rendered here: the client only writes them
+        out.append(data)
+    return out
 
 
 # --- the client side -----------------------------------------------------------------------
@@ -153,30 +162,70 @@ def grade_all(todo: list[intake.Submission], grading: Grading, client: Client,
               allow_reduced: bool) -> Iterator[tuple[str, StudentResult | str, dict | None]]:
     """(student, result, its report files) as each arrives, exactly once per student, graded
     on the cluster; a task that failed on every try gives (student, why, None) instead: the
-    grader's failure."""
+    grader's failure.
+
+    A task grades a few students (``chunk``): the scheduler, the worker and this client
+    each pay a few milliseconds per task. Tasks are sent a few per worker at a time
+    (``_in_flight``), so hand-ins are read only as they are sent and no worker is left
+    with a queue while another idles."""
     packed = bundle(grading.assignment)
     spec = {"seed": grading.settings.seed, "sandbox": grading.settings.sandbox,
             "limits": dict(vars(grading.settings.limits))}
     version = hashlib.sha256(packed + json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    size = chunk(len(todo))
+
+    def tasks():
+        for start in range(0, len(todo), size):
+            handins, keys = [], []
+            for sub in todo[start:start + size]:
+                files, loose = handin_files(sub)
+                digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(files.items()))).hexdigest()
+                handins.append((sub.student, loose, files))
+                keys.append(f"{sub.student}:{digest}")
+            # keyed by every student, their files and the hidden tests: a regrade after a change runs
+            key = f"grade-{handins[0][0]}-{hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:16]}-{version}"
+            yield key, handins
+
     try:
         client.register_plugin(GradingPlugin(packed, grading.assignment.name, spec, allow_reduced), name=PLUGIN)
-        futures = {}
-        for sub in todo:
-            files, loose = handin_files(sub)
-            digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(files.items()))).hexdigest()[:16]
-            key = f"grade-{sub.student}-{digest}-{version}"
-            future = client.submit(grade_remote, sub.student, loose, files, key=key, retries=RETRIES, pure=False)
-            futures[future] = sub.student
-        seen: set[str] = set()
-        for future in as_completed(futures):
-            student = futures[future]
-            if student in seen:
-                continue
-            seen.add(student)
-            yield (student, *_result(student, future))
+        queue, students, seen = tasks(), {}, set()
+        running = as_completed()
+
+        def submit(count: int) -> None:
+            for key, handins in itertools.islice(queue, count):
+                future = client.submit(grade_remote, handins, key=key, retries=RETRIES, pure=False)
+                students[future] = [student for student, _, _ in handins]
+                running.add(future)
+
+        # a few tasks per worker in flight, the next sent as one ends: the workers pull their
+        # work as local job processes do (handed out all at once, a worker that drew the slow
+        # hand-ins - a hang costs a deadline - finished last while the other sat idle)
+        submit(_in_flight(client))
+        for future in running:
+            for student, result, files in _results(students.pop(future), future):
+                if student not in seen:
+                    seen.add(student)
+                    yield student, result, files
+            submit(max(_in_flight(client) - running.count(), 0))
     except (OSError, TimeoutError, CancelledError) as exc:  # CommClosedError is an OSError
         said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SchedulerGone(f"the Dask scheduler went away ({said})") from None
+
+
+def _in_flight(client: Client) -> int:
+    """Tasks to keep sent: two per grading process the scheduler knows of (at least four,
+    for a cluster whose workers are still starting)."""
+    try:
+        workers = len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - no answer yet: the minimum
+        workers = 0
+    return max(4, 2 * workers)
+
+
+def chunk(students: int) -> int:
+    """Students per task: a few, while the tasks stay many enough to spread over the workers
+    and to lose little when a worker dies (1 for a class under 64, 8 from 512 on)."""
+    return max(1, min(8, students // 64))
 
 
 def workers_status(client: Client) -> dict[str, dict]:
@@ -187,17 +236,29 @@ def workers_status(client: Client) -> dict[str, dict]:
     return client.run(status)
 
 
-def _result(student: str, future) -> tuple[StudentResult | str, dict | None]:
+def _results(students: list[str], future) -> list[tuple[str, StudentResult | str, dict | None]]:
+    """Each student's (result, files) from a finished task, or why the grader failed on them."""
     try:
-        data = future.result()
+        found = future.result()
     except (OSError, TimeoutError, CancelledError):
         raise
-    except Exception as exc:  # the task failed on every try: the grader's failure, not the student's
-        return f"{type(exc).__name__} on the cluster: {exc}", None
-    result = StudentResult.from_json(data)
-    result.grader_errors = [str(e) for e in data.get("grader_errors", [])]
-    files = data.get("files")
-    return result, ({str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else None)
+    except Exception as exc:  # the task failed on every try: the grader's failure, not the students'
+        return [(student, f"{type(exc).__name__} on the cluster: {exc}", None) for student in students]
+    by_student = {d.get("student"): d for d in found if isinstance(d, dict)} if isinstance(found, list) else {}
+    out = []
+    for student in students:  # as the client sent them: a reply never names anyone else
+        data = by_student.get(student)
+        if data is None:
+            out.append((student, "the cluster sent no result for this student", None))
+        elif "failed" in data:
+            out.append((student, f"{data['failed']} on the cluster", None))
+        else:
+            result = StudentResult.from_json(data)
+            result.grader_errors = [str(e) for e in data.get("grader_errors", [])]
+            files = data.get("files")
+            out.append((student, result, {str(k): str(v) for k, v in files.items()}
+                        if isinstance(files, dict) else None))
+    return out
 
 
 def handin_files(sub: intake.Submission) -> tuple[dict[str, bytes], bool]:

@@ -147,6 +147,41 @@ def test_a_worker_killed_mid_batch_loses_nobody(cluster, local, tmp_path):
     assert got == rows(local)
 
 
+def test_tasks_of_several_students_grade_each_once_even_when_a_worker_dies(cluster, tmp_path):
+    """A class large enough for several students per task (``cluster.chunk``): grades equal
+    local grading's, and a worker killed mid-batch still leaves every student exactly once."""
+    from grader.cluster import chunk
+
+    big = tmp_path / "big"
+    names = sorted(p.name for p in CLASS.iterdir() if p.is_dir())[:6]
+    for i in range(132):
+        shutil.copytree(CLASS / names[i % len(names)], big / f"s{i:03d}-{names[i % len(names)]}")
+    assert chunk(132) == 2
+    local_out = tmp_path / "local"
+    assert grade(big, "--out", local_out, "--jobs", "2").returncode == 0
+    out = tmp_path / "out"
+    run = subprocess.Popen([*GRADER, "grade", str(big), "--out", str(out), "--scheduler", cluster.address],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("students/*/report.json"))) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victims = cluster.worker_pids()
+    assert victims, "no grading process found to kill"
+    os.kill(victims[0], signal.SIGKILL)
+    _, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr
+    got = rows(out)
+    students = [r[0] for r in got[1:]]
+    assert len(students) == len(set(students)) == 132
+    assert got == rows(local_out)
+
+
+def test_students_per_task():
+    from grader.cluster import chunk
+
+    assert [chunk(n) for n in (0, 1, 63, 64, 200, 511, 512, 100_000)] == [1, 1, 1, 1, 3, 7, 8, 8]
+
+
 def test_a_scheduler_that_goes_away_stops_the_run_and_resume_ends_it(local, tmp_path):
     out = tmp_path / "out"
     first = Cluster(tmp_path / "dask1")
