@@ -97,6 +97,7 @@ def grade_class(root: Path, out: Path, grading: Grading, jobs: int = 1, resume: 
     if not subs:
         raise NoStudents(_no_students(root, skipped, grading))
     proof = None
+    reports.warm_templates()
     if check and remote is None:
         with stages.timed("canary"):
             proof = canary.run(grading)
