@@ -253,10 +253,7 @@ def _student_message(error: AssertionError, name: str) -> str:
 
 # --- fixtures ------------------------------------------------------------------------------
 def _current(request: pytest.FixtureRequest) -> Current:
-    return _current_of(context(request.config))
-
-
-def _current_of(ctx: Context) -> Current:
+    ctx = context(request.config)
     if ctx.current is None:
         raise pytest.UsageError("hidden tests grade a hand-in: run them with --handin FOLDER "
                                 "(or through `grader grade`)")
@@ -298,28 +295,20 @@ def answers(reference, seed):
     return Answers(reference, seed)
 
 
-@pytest.fixture(scope="session")
-def _grader_context(request) -> Context:
-    """The plugin's context, looked up once. The per-student fixtures below take it rather
-    than ``request``: a fixture asking for ``request`` costs pytest a FixtureDef and an
-    ``inspect.signature`` per test item (a sixth of the grader's time per student)."""
-    return context(request.config)
+@pytest.fixture
+def worker(request):
+    return _current(request).worker
 
 
 @pytest.fixture
-def worker(_grader_context):
-    return _current_of(_grader_context).worker
+def scorer(request):
+    return _current(request).scorer
 
 
 @pytest.fixture
-def scorer(_grader_context):
-    return _current_of(_grader_context).scorer
-
-
-@pytest.fixture
-def notes(_grader_context) -> list[str]:
+def notes(request) -> list[str]:
     """Lines for the student's report: what a test says without points (never a score)."""
-    return _current_of(_grader_context).notes
+    return _current(request).notes
 
 
 @pytest.fixture

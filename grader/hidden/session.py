@@ -121,6 +121,7 @@ class _Loop:
                         config.hook.pytest_runtest_protocol(item=item, nextitem=following)
             finally:
                 ctx.current = None
+                _forget_reports(config)
             output = worker.output.text()
             isolation = str(worker.isolation) if worker.isolation else "isolation: unknown"
         results = scorer.results()
@@ -130,6 +131,15 @@ class _Loop:
         bugs = [f"{job.student} / {bug}" for bug in current.bugs]
         return StudentResult(job.student, results, isolation=isolation, notes=notes, output=output,
                              grader_errors=bugs)
+
+
+def _forget_reports(config: pytest.Config) -> None:
+    """Drop what pytest's terminal reporter kept of this student's items: it keeps every
+    report of a session (three per item, each with a copy of the item's keywords), and a
+    session here lasts a whole class - 450 MB of a class of 5,000."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.stats.clear()
 
 
 class Session:
