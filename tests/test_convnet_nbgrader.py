@@ -14,7 +14,16 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import CONVNET
-from test_nbgrader import Notebooks, cli_parts, feedback_text, gradebook, released, run, script
+from test_nbgrader import (
+    Notebooks,
+    cli_parts,
+    feedback_text,
+    gradebook,
+    released,
+    run,
+    script,
+    this_nbgrader_first,
+)
 
 from grader.authoring.release import notebook_companions, solution_lines
 
@@ -36,6 +45,7 @@ def course(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "GRADER_CONFIG"}}
     env.update(JUPYTER_CONFIG_DIR=str(root / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(root / "runtime"),
                PYTHONDONTWRITEBYTECODE="1")
+    env = this_nbgrader_first(env)
     path = root / "course"
     run(script("grader") + ["nbgrader", "init", path, "--config", toml, "--timeout", "60"], root, env)
     run(script("nbgrader") + ["generate_assignment", NAME, "--force"], path, env)

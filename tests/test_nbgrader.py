@@ -58,6 +58,13 @@ def script(name: str) -> list[str]:
     return command(name)
 
 
+def this_nbgrader_first(env: dict) -> dict:
+    """nbgrader runs `alembic` from PATH: this interpreter's, not one another install put on
+    PATH (as a normal user, root's pyenv shims on an inherited PATH cannot even be run)."""
+    here = str(Path(command("nbgrader")[0]).parent)
+    return {**env, "PATH": os.pathsep.join([here, env.get("PATH", os.defpath)])}
+
+
 def run(args: list, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check:
@@ -105,8 +112,7 @@ def course(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "PYTHONPATH", "GRADER_CONFIG"}}
     env.update(JUPYTER_CONFIG_DIR=str(root / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(root / "runtime"),
                PYTHONDONTWRITEBYTECODE="1")
-    # nbgrader runs `alembic` from PATH: this interpreter's, not one another install put on PATH
-    env["PATH"] = os.pathsep.join([str(Path(command("nbgrader")[0]).parent), env.get("PATH", os.defpath)])
+    env = this_nbgrader_first(env)
     course = root / "course"
     run(script("grader") + ["nbgrader", "init", course, "--config", toml, "--timeout", "60"], root, env)
     run(script("nbgrader") + ["generate_assignment", "backprop", "--force"], course, env)
