@@ -22,13 +22,16 @@ MISTAKES = ["missing-batch-division", "db-mean", "dW-wrong-operands", "swapped-m
 BROKEN = ["syntax-error", "empty-files", "os-exit"]
 
 
-def make_class(folder: Path, n: int) -> Path:
-    """Write ``n`` student folders into ``folder`` (deterministic: same n, same class)."""
+def make_class(folder: Path, n: int, correct_only: bool = False) -> Path:
+    """Write ``n`` student folders into ``folder`` (deterministic: same n, same class);
+    ``correct_only``: every hand-in correct (the three styles in turn), as issue 19 measures."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         student = folder / f"s{i:05d}"
         slot = i % 100
-        if i % 500 == 499:
+        if correct_only:
+            shutil.copytree(EXAMPLES / CORRECT[i % len(CORRECT)], student)
+        elif i % 500 == 499:
             shutil.copytree(EXAMPLES / "infinite-loop", student)
         elif slot < 88:
             shutil.copytree(EXAMPLES / CORRECT[slot % len(CORRECT)], student)

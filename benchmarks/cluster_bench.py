@@ -1,9 +1,11 @@
 """The Dask path against local grading, side by side, and a model of how it scales.
 
-One class of N hand-ins (benchmarks/classes.py) graded twice on this machine: locally
-with `--jobs 2`, and on a Dask cluster started here (a scheduler and two grading
-processes, `dask worker --nworkers 2 --nthreads 1`) with `--scheduler`. Then the
-scheduler's own cost per task, from N empty tasks on the same cluster. From these the
+One class of N hand-ins (benchmarks/classes.py) graded four times in turn on this machine
+(local, Dask, Dask, local: a drift of the machine's speed over the minutes cancels out;
+single runs here differ by up to 8%): locally with `--jobs 2`, and on a fresh Dask cluster
+started here (a scheduler and two grading processes, `dask worker --nworkers 2 --nthreads 1`)
+with `--scheduler`. Then the scheduler's own cost per task, from N empty tasks on the same
+cluster. From these the
 wall time on W workers is modelled:
 
     wall(N, W) ~ set-up + N * per_student / W + N / chunk(N) * per_task
@@ -36,6 +38,7 @@ GRADER = [sys.executable, "-m", "grader"]
 
 
 def _cluster(folder: Path, workers: int = 2) -> tuple[str, list[subprocess.Popen]]:
+    folder.mkdir(parents=True, exist_ok=True)
     file = folder / "scheduler.json"
     log = open(folder / "dask.log", "ab")  # noqa: SIM115 - lives as long as the processes
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
@@ -73,25 +76,46 @@ def _empty_tasks(address: str, n: int) -> float:
         return (time.perf_counter() - start) / n
 
 
-def measure(n: int = 1000) -> dict:
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+ORDER = ("local", "dask", "dask", "local")  # ABBA: a drift of the machine's speed cancels out
+
+
+def measure(n: int = 1000, order: tuple[str, ...] = ORDER) -> dict:
+    """Grade one class of ``n`` in turn locally and on a fresh two-worker cluster (``order``);
+    the overhead compares the mean wall times. No cluster runs while grading locally: its
+    processes' own ticks (~6% of these 2 cores when idle) would slow local grading too."""
     work = Path(tempfile.mkdtemp(prefix="grader-cluster-bench-"))
     procs: list[subprocess.Popen] = []
+    runs: dict[str, list[float]] = {"local": [], "dask": []}
+    grades: set[bytes] = set()
+    per_task = 0.0
     try:
         folder = classes.make_class(work / "class", n)
-        local = _grade(folder, work / "local", "--jobs", "2")
-        address, procs = _cluster(work)
-        remote = _grade(folder, work / "remote", "--scheduler", address)
-        per_task = _empty_tasks(address, n)
-        same = (work / "local" / "grades.csv").read_bytes() == (work / "remote" / "grades.csv").read_bytes()
+        for i, how in enumerate(order):
+            out = work / f"{how}-{i}"
+            if how == "local":
+                runs[how].append(_grade(folder, out, "--jobs", "2"))
+            else:
+                address, procs = _cluster(work / f"cluster-{i}")
+                runs[how].append(_grade(folder, out, "--scheduler", address))
+                per_task = _empty_tasks(address, n)
+                _stop(procs)
+                procs = []
+            grades.add((out / "grades.csv").read_bytes())
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _stop(procs)
         shutil.rmtree(work, ignore_errors=True)
-    return {"n": n, "local": local, "dask": remote, "per_task": per_task, "same": same,
-            "overhead": remote / local - 1}
+    local, remote = (sum(runs[k]) / len(runs[k]) for k in ("local", "dask"))
+    return {"n": n, "local": local, "dask": remote, "runs": runs, "order": list(order), "per_task": per_task,
+            "same": len(grades) == 1, "overhead": remote / local - 1}
 
 
 def model(found: dict, workers: int, n: int, setup: float = 30.0) -> float:
@@ -103,7 +127,10 @@ def model(found: dict, workers: int, n: int, setup: float = 30.0) -> float:
 
 
 def report(found: dict) -> list[str]:
-    lines = [f"N = {found['n']}: local --jobs 2 {found['local']:.1f} s, Dask (2 workers) {found['dask']:.1f} s: "
+    runs = "; ".join(f"{how} {', '.join(f'{s:.1f}' for s in found['runs'][how])} s" for how in ("local", "dask"))
+    lines = [f"N = {found['n']}, in turn {' '.join(found['order'])} ({runs}): "
+             f"local --jobs 2 {found['local']:.1f} s, "
+             f"Dask (2 workers) {found['dask']:.1f} s (means): "
              f"overhead {found['overhead'] * 100:+.1f}%; same grades.csv: {found['same']}; the scheduler's own "
              f"cost {found['per_task'] * 1e3:.2f} ms per task"]
     for workers, n in ((2, 1000), (20, 10_000), (200, 100_000), (1000, 100_000)):

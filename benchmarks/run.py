@@ -139,7 +139,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--nbgrader", type=int, default=20, help="notebooks for nbgrader (0: skip)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["gradcheck", "convcheck", "hostile", "startup", "cluster", "stages", "history"],
@@ -195,7 +195,7 @@ def main() -> None:
     if "stages" not in args.skip:
         import stages
 
-        found["stages"] = stages.measure(1000 if 1000 in args.sizes else max(args.sizes), jobs=2)
+        found["stages"] = stages.measure(1000, jobs=2, correct_only=True)  # issue 19's own measure
         print("\n".join(stages.report(found["stages"])), flush=True)
     if "hostile" not in args.skip:
         import hostile_class
@@ -220,10 +220,13 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
         out.append(("one student graded in at most 1 s wall (warm; canary and reports included)",
                     f"{s['warm (median)']:.2f} s (first run {s['first run']:.2f} s)", s["warm (median)"] <= 1.0))
     classes = dict(found["classes"])
-    if 1000 in classes:
-        per = classes[1000]["wall"] / 1000 * 1e3
-        out.append(("at most 20 ms per submission, class of 1,000 (issue 19; issue 6 asked 50)",
+    if s := found.get("stages"):  # issue 19 measures 1,000 correct hand-ins
+        per = s["wall"] / s["n"] * 1e3
+        out.append((f"at most 20 ms per hand-in, {s['n']:,} correct hand-ins, --jobs 2 (issue 19; issue 6: 50)",
                     f"{per:.1f} ms", per <= 20))
+        cpu, own = s["machine_cpu"] / s["n"] * 1e3, s["grader_cpu"] / s["n"] * 1e3
+        out.append(("at most 40 ms of CPU per student across every process (the same run; issue 19)",
+                    f"{cpu:.1f} ms (the grader's own processes {own:.1f} ms, the sandboxes the rest)", cpu <= 40))
     if classes:
         peak = max(r["grader_mb"] for r in classes.values())
         out.append(("grader memory under 300 MB at every class size", f"{peak:.0f} MB at most", peak < 300))
@@ -257,10 +260,6 @@ def targets(found: dict) -> list[tuple[str, str, bool]]:
     if h := found.get("hostile"):
         out.append(("40 hand-ins, 15 hostile, in under 2 minutes", f"{h['seconds']:.1f} s",
                     h["seconds"] < 120 and not h["markers"]))
-    if s := found.get("stages"):
-        cpu = s["grader_cpu"] / s["n"] * 1e3
-        out.append((f"at most 40 ms of the grader's CPU per student (N = {s['n']:,}, --jobs 2; "
-                    "the sandboxes' own not counted)", f"{cpu:.1f} ms", cpu <= 40))
     if h := found.get("history"):
         import history
 
@@ -382,8 +381,10 @@ def write_results(found: dict, command: str, verdicts: list[tuple[str, str, bool
         import stages
 
         lines += ["## Where the time per hand-in goes (stage by stage)", "", *stages.report(s), "",
-                  "benchmarks/stages.py: the same kind of class graded by `grader grade --jobs 2` with "
-                  "GRADER_STAGES set; each grading process adds up its stages (grader.stages) and its CPU time.",
+                  "benchmarks/stages.py: 1,000 correct hand-ins (issue 19's measure: the mixed class above "
+                  "also pays a per-call deadline for each test that calls a hanging method) graded by "
+                  "`grader grade --jobs 2` with GRADER_STAGES set; each grading process adds up its stages "
+                  "(grader.stages) and its CPU time. Across every process: the machine's busy time over the run.",
                   ""]
     if h := found.get("hostile"):
         lines += ["## A class with hostile hand-ins", "",

@@ -127,6 +127,11 @@ def test_grades_on_the_cluster_equal_local_grades(cluster, local, tmp_path):
     graded_on = [n for n in report["notes"] if n.startswith("Graded on tcp://")]
     assert graded_on and "(isolation: full)" in graded_on[0], report["notes"]
     assert "run by every cluster worker" in done.stderr
+    from distributed import Client
+
+    with Client(cluster.address, timeout=30) as client:  # the plugin stays set up after the run
+        sampling = client.run(lambda dask_worker: dask_worker.periodic_callbacks["profile"].is_running())
+    assert sampling and not any(sampling.values()), f"Dask's profiler samples the grading workers: {sampling}"
 
 
 def grade_killing_a_worker(cluster, folder: Path, out: Path, after: int) -> list[list[str]]:
@@ -168,6 +173,25 @@ def test_tasks_of_several_students_grade_each_once_even_when_a_worker_dies(clust
     got = grade_killing_a_worker(cluster, big, tmp_path / "out", after=10)
     assert len(got) - 1 == 132
     assert got == rows(local_out)
+
+
+def test_a_tasks_reply_is_one_json_text_and_a_garbled_one_fails_only_its_students():
+    from concurrent.futures import Future
+
+    from grader.cluster import _results
+
+    def reply(data: bytes) -> Future:
+        future = Future()
+        future.set_result(data)
+        return future
+
+    sent = {"student": "ada", "tests": [], "notes": [], "files": {"report.md": "# ada"}}
+    (got,) = _results(["ada"], reply(json.dumps([sent, {**sent, "student": "eve"}]).encode()))
+    assert got[0] == "ada" and got[1].student == "ada" and got[2] == {"report.md": "# ada"}  # eve: not asked
+    for garbled in (b'[{"student": "ada"', b"\xff", "[]"):  # cut short, not UTF-8, not bytes
+        assert _results(["ada", "bob"], reply(garbled)) == [
+            ("ada", "the cluster sent no result for this student", None),
+            ("bob", "the cluster sent no result for this student", None)]
 
 
 def test_students_per_task():

@@ -27,6 +27,7 @@ pytest session of the environment.
 """
 from __future__ import annotations
 
+import threading
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -64,6 +65,13 @@ def context(config: pytest.Config) -> Context:
     return config.stash.setdefault(_CONTEXT, Context())
 
 
+# The session this thread runs (each grading session runs pytest in a thread of its own): the
+# per-item fixtures read it here rather than take ``request`` - pytest builds a new fixture
+# definition (and inspects a signature) every time ``request`` is asked for, ~2 ms a student.
+# (A session-scoped fixture would do too, but pytest then keeps two finalizers per item on it.)
+_running = threading.local()
+
+
 # --- hooks ---------------------------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("grader", "the grader's hidden tests")
@@ -75,6 +83,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    _running.configs = [*getattr(_running, "configs", []), config]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    configs = getattr(_running, "configs", [])
+    if config in configs:
+        configs.remove(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -252,29 +267,36 @@ def _student_message(error: AssertionError, name: str) -> str:
 
 
 # --- fixtures ------------------------------------------------------------------------------
-def _current(request: pytest.FixtureRequest) -> Current:
-    ctx = context(request.config)
+def _config() -> pytest.Config:
+    configs = getattr(_running, "configs", None)
+    if not configs:
+        raise pytest.UsageError("the grader's fixtures are used outside a pytest run of this thread")
+    return configs[-1]
+
+
+def _current() -> Current:
+    ctx = context(_config())
     if ctx.current is None:
         raise pytest.UsageError("hidden tests grade a hand-in: run them with --handin FOLDER "
                                 "(or through `grader grade`)")
     return ctx.current
 
 
-def _ctx(request: pytest.FixtureRequest) -> Context:
-    ctx = context(request.config)
+def _ctx() -> Context:
+    ctx = context(_config())
     if ctx.assignment is None:
-        _current(request)
+        _current()
     return ctx
 
 
 @pytest.fixture(scope="session")
-def assignment(request):
-    return _ctx(request).assignment
+def assignment():
+    return _ctx().assignment
 
 
 @pytest.fixture(scope="session")
-def settings(request):
-    return _ctx(request).settings
+def settings():
+    return _ctx().settings
 
 
 @pytest.fixture(scope="session")
@@ -296,19 +318,19 @@ def answers(reference, seed):
 
 
 @pytest.fixture
-def worker(request):
-    return _current(request).worker
+def worker():
+    return _current().worker
 
 
 @pytest.fixture
-def scorer(request):
-    return _current(request).scorer
+def scorer():
+    return _current().scorer
 
 
 @pytest.fixture
-def notes(request) -> list[str]:
+def notes() -> list[str]:
     """Lines for the student's report: what a test says without points (never a score)."""
-    return _current(request).notes
+    return _current().notes
 
 
 @pytest.fixture
