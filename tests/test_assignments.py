@@ -21,6 +21,7 @@ import pytest
 from conftest import BACKPROP, FULL, REPO, SOLUTIONS
 
 from grader.assignment import Assignment
+from grader.reports import student_folder
 
 pytestmark = pytest.mark.sandbox
 
@@ -194,6 +195,36 @@ def test_instructor_assert_messages_reach_students_not_the_explanation(course, t
                   cwd=broken_course)
     # the reference fails these tests too: the canary refuses, naming them for the instructor
     assert done.returncode == 4 and "test_keeps_w" in done.stderr and "test_bare" in done.stderr, done.stderr
+
+
+def test_an_authors_failed_comparison_is_the_students_failure_with_its_message(course, tmp_path):
+    """``assert a == b, "message"`` in an author's hidden test: pytest explains the comparison
+    with its terminal writer (the session's terminal reporter must be there, or the
+    explanation fails and the message is lost); the student reads the message."""
+    own = tmp_path / "course"
+    shutil.copytree(course, own)
+    (own / "solutions" / "backprop" / "hidden" / "test_mine.py").write_text(
+        "import numpy as np\nimport pytest\n\n"
+        "@pytest.mark.graded(part='Affine', points=1)\n"
+        "def test_db_sums(student):\n"
+        "    layer = student.layers.Affine(np.ones((2, 2)), np.zeros(2))\n"
+        "    layer.forward(np.ones((3, 2)))\n"
+        "    layer.backward(np.ones((3, 2)))\n"
+        "    assert [float(v) for v in layer.db] == [3.0, 3.0], 'db sums the upstream gradient over the batch'\n")
+    for student in ("ada-book", "db-mean"):
+        shutil.copytree(CLASS / student, tmp_path / "class" / student)
+    done = grader("grade", tmp_path / "class", "--out", tmp_path / "out", "--assignment", "backprop", cwd=own)
+    assert done.returncode == 0, done.stderr
+
+    def item(student: str) -> dict:
+        report = json.loads((student_folder(tmp_path / "out", student) / "report.json").read_text())
+        return next(t for t in report["tests"] if "test_db_sums" in t["name"])
+
+    assert item("ada-book")["status"] == "passed"
+    failed = item("db-mean")
+    said = "db sums the upstream gradient over the batch"
+    assert failed["status"] == "failed" and failed["feedback"] == said, failed
+    assert not (tmp_path / "out" / "grader-errors.log").exists()
 
 
 def test_plain_asserts_give_students_the_message_only(tmp_path):

@@ -59,6 +59,7 @@ class Context:
     settings: object = None
     current: Current | None = None
     plain: bool = False   # a plain pytest run: a test fails when one of its items does
+    answers: object = None  # the session's Answers, made at first use
 
 
 def context(config: pytest.Config) -> Context:
@@ -300,21 +301,26 @@ def settings():
 
 
 @pytest.fixture(scope="session")
-def seed(settings) -> int:
-    return settings.seed
+def seed() -> int:
+    return _ctx().settings.seed
 
 
 @pytest.fixture(scope="session")
-def reference(assignment) -> dict:
-    return assignment.reference
+def reference() -> dict:
+    return _ctx().assignment.reference
 
 
 @pytest.fixture(scope="session")
-def answers(reference, seed):
-    """Each case's inputs and the reference's answers, made once per session."""
-    from grader.exercises.base import Answers
+def answers():
+    """Each case's inputs and the reference's answers, made once per session. Like every
+    fixture here it asks for no other: pytest resolves an item's whole fixture closure for
+    each item, cached or not (8 fixtures a test was ~1 ms of each of 14 items a student)."""
+    ctx = _ctx()
+    if ctx.answers is None:
+        from grader.exercises.base import Answers
 
-    return Answers(reference, seed)
+        ctx.answers = Answers(ctx.assignment.reference, ctx.settings.seed)
+    return ctx.answers
 
 
 @pytest.fixture
@@ -334,17 +340,17 @@ def notes() -> list[str]:
 
 
 @pytest.fixture
-def student(worker, assignment):
+def student():
     from grader.worker.client import Student
 
-    return Student(worker, assignment.modules)
+    return Student(_current().worker, _ctx().assignment.modules)
 
 
 @pytest.fixture
-def rng(request, seed):
+def rng(request):
     import numpy as np
 
-    return np.random.default_rng([seed, zlib.crc32(request.node.name.encode())])
+    return np.random.default_rng([_ctx().settings.seed, zlib.crc32(request.node.name.encode())])
 
 
 # --- helpers -------------------------------------------------------------------------------
