@@ -68,9 +68,11 @@ def compare(against: list[str], n: int, jobs: int, repeat: int) -> dict:
                 raise SystemExit(f"{checkout}: `import grader` does not take this checkout's grader")
         folder = classes.make_class(work / "class", n)
         times: dict[str, list[float]] = {name: [] for name in checkouts}
-        for _ in range(repeat):  # in turn: a drift of the machine hits every checkout alike
-            for name, checkout in checkouts.items():
-                times[name].append(grade_once(checkout, folder, work / "out", jobs) / n * 1000)
+        names = list(checkouts)
+        for round_ in range(repeat):  # in turn: a drift of the machine hits every checkout alike,
+            turn = names[round_ % len(names):] + names[:round_ % len(names)]  # and each goes first once
+            for name in turn:
+                times[name].append(grade_once(checkouts[name], folder, work / "out", jobs) / n * 1000)
     finally:
         for rev in against:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / f"at-{rev}")],
