@@ -175,12 +175,19 @@ def test_select_matching_nothing_is_a_usage_error_naming_the_tests(course, tmp_p
     assert not (tmp_path / "out" / "db-mean").exists()
 
 
+def with_hidden_test(course: Path, tmp_path: Path, source: str) -> Path:
+    """A copy of ``course`` whose backprop hidden tests also hold ``source`` (numpy and pytest imported)."""
+    own = tmp_path / "course"
+    shutil.copytree(course, own)
+    (own / "solutions" / "backprop" / "hidden" / "test_mine.py").write_text(
+        "import numpy as np\nimport pytest\n\n" + source)
+    return own
+
+
 def test_instructor_assert_messages_reach_students_not_the_explanation(course, tmp_path):
     """A failed plain assert shows its message (or the test's name), never its source or diff."""
-    broken_course = tmp_path / "course"
-    shutil.copytree(course, broken_course)
-    (broken_course / "solutions" / "backprop" / "hidden" / "test_mine.py").write_text(
-        "import numpy as np\nimport pytest\n\n"
+    broken_course = with_hidden_test(
+        course, tmp_path,
         "@pytest.mark.graded(part='Affine', points=1)\n"
         "def test_keeps_w(student, rng):\n"
         "    W = rng.standard_normal((3, 2))\n"
@@ -201,10 +208,8 @@ def test_an_authors_failed_comparison_is_the_students_failure_with_its_message(c
     """``assert a == b, "message"`` in an author's hidden test: pytest explains the comparison
     with its terminal writer (the session's terminal reporter must be there, or the
     explanation fails and the message is lost); the student reads the message."""
-    own = tmp_path / "course"
-    shutil.copytree(course, own)
-    (own / "solutions" / "backprop" / "hidden" / "test_mine.py").write_text(
-        "import numpy as np\nimport pytest\n\n"
+    own = with_hidden_test(
+        course, tmp_path,
         "@pytest.mark.graded(part='Affine', points=1)\n"
         "def test_db_sums(student):\n"
         "    layer = student.layers.Affine(np.ones((2, 2)), np.zeros(2))\n"
