@@ -264,10 +264,14 @@ def _results(students: list[str], future) -> list[tuple[str, StudentResult | str
     except Exception as exc:  # the task failed on every try: the grader's failure, not the students'
         return [(student, f"{type(exc).__name__} on the cluster: {exc}", None) for student in students]
     try:
-        found = json.loads(found) if isinstance(found, bytes) else None
-    except ValueError:  # garbled on the way: these students are the grader's failure, said so
-        found = None
-    by_student = {d.get("student"): d for d in found if isinstance(d, dict)} if isinstance(found, list) else {}
+        found = json.loads(found) if isinstance(found, bytes) else found
+    except ValueError as exc:  # garbled on the way: these students are the grader's failure, said so
+        why = f"the cluster's reply could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+        return [(student, why, None) for student in students]
+    if not isinstance(found, list):
+        return [(student, f"the cluster replied with {type(found).__name__}, not the grader's results", None)
+                for student in students]
+    by_student = {d.get("student"): d for d in found if isinstance(d, dict)}
     out = []
     for student in students:  # as the client sent them: a reply never names anyone else
         data = by_student.get(student)

@@ -188,10 +188,13 @@ def test_a_tasks_reply_is_one_json_text_and_a_garbled_one_fails_only_its_student
     sent = {"student": "ada", "tests": [], "notes": [], "files": {"report.md": "# ada"}}
     (got,) = _results(["ada"], reply(json.dumps([sent, {**sent, "student": "eve"}]).encode()))
     assert got[0] == "ada" and got[1].student == "ada" and got[2] == {"report.md": "# ada"}  # eve: not asked
-    for garbled in (b'[{"student": "ada"', b"\xff", "[]"):  # cut short, not UTF-8, not bytes
-        assert _results(["ada", "bob"], reply(garbled)) == [
-            ("ada", "the cluster sent no result for this student", None),
-            ("bob", "the cluster sent no result for this student", None)]
+    for garbled, said in ((b'[{"student": "ada"', "could not be read (JSONDecodeError"),  # cut short
+                          (b"\xff", "could not be read (UnicodeDecodeError"),  # not UTF-8
+                          ("[]", "replied with str, not the grader's results")):  # not bytes
+        got = _results(["ada", "bob"], reply(garbled))
+        assert [(student, files) for student, _, files in got] == [("ada", None), ("bob", None)]
+        assert all(said in why for _, why, _ in got), got
+    assert _results(["ada"], reply(b"[]")) == [("ada", "the cluster sent no result for this student", None)]
 
 
 def test_students_per_task():
