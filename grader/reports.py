@@ -28,6 +28,7 @@ in Markdown, and passed to rich as plain ``Text`` (never as markup).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -152,6 +153,7 @@ def fmt_points(value: float) -> str:
     return f"{v:.4f}".rstrip("0").rstrip(".")
 
 
+@functools.lru_cache(maxsize=4096)  # a few distinct values, ~300 times a report
 def fmt_score(value: float) -> str:
     """Points for people, to two decimals: ``11.6667 -> "11.67"``, ``2.5 -> "2.5"``. Reports a
     person reads use it; grades.csv and the JSON files keep the exact ``fmt_points``."""
@@ -269,6 +271,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 # C0 and C1 controls (a terminal reads U+009B as CSI, like ESC [) and the bidi overrides
 # that make a line read other than it is
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SUSPECT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # all the above
 
 
 def display_text(text: str) -> str:
@@ -277,6 +280,8 @@ def display_text(text: str) -> str:
     ``\\r\\n`` and lone ``\\r`` (progress bars) become newlines; other control
     characters become U+FFFD so they are visible but harmless.
     """
+    if not _SUSPECT.search(text):  # most text, ~400 times a report: one scan, no copies
+        return text
     text = _ANSI.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("\ufffd", text)
@@ -326,7 +331,7 @@ def student_link(student: str) -> str:
 def _env() -> jinja2.Environment:
     global _ENV
     if _ENV is None:
-        _ENV = jinja2.Environment(
+        _ENV = _Views(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
                                                 default_for_string=True, default=False),
@@ -341,6 +346,17 @@ def _env() -> jinja2.Environment:
 
 
 _ENV: jinja2.Environment | None = None
+
+
+class _Views(jinja2.Environment):
+    """The templates read the views (plain dicts) as ``t.name``: jinja tries the attribute
+    first, raising and catching an AttributeError each time (~800 times a report). A dict
+    key comes first here; anything else is looked up as jinja does."""
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:

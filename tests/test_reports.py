@@ -24,6 +24,7 @@ from grader.reports import (
     REPORT_CAP,
     TABLE_ROWS,
     atomic_write,
+    display_text,
     md_inline,
     student_folder,
     student_link,
@@ -300,6 +301,28 @@ def test_cap_holds_when_escaping_inflates_the_text(tmp_path, output):
         p.read_text(encoding="utf-8")  # valid UTF-8: no character cut in half
     data = json.loads(read(tmp_path / "report.json"))
     assert data["score"] == 0 and "[... truncated " in data["output"]
+
+
+def test_display_text_removes_every_escape_and_control_and_nothing_else():
+    """Against the rules written out character by character: ESC sequences (CSI, OSC, two-byte)
+    go, CR LF and lone CR become LF, every other C0/C1 control and bidi override becomes
+    U+FFFD; tab, newline and all else stay. Random text, mostly plain (display_text's fast
+    path) and some with each kind of character."""
+    controls = {chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0),
+                                 *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+    escapes = ["\x1b[31m", "\x1b[0;1m", "\x1b]0;title\x07", "\x1b]8;;http://x\x1b\\", "\x1bM"]
+    plain = list("ab \t\n1_é€∂λ") + ["\u2029", "\ufeff"]
+
+    def expected(pieces: list[str]) -> str:
+        out = "".join("" if p in escapes else p for p in pieces)
+        out = out.replace("\r\n", "\n").replace("\r", "\n")
+        return "".join("\ufffd" if ch in controls else ch for ch in out)
+
+    rng = random.Random(7)
+    for n in range(3000):
+        kinds = [plain] if n % 2 else [plain, sorted(controls), escapes, ["\r", "\r\n"]]
+        pieces = [rng.choice(rng.choice(kinds)) for _ in range(rng.randrange(0, 30))]
+        assert display_text("".join(pieces)) == expected(pieces), pieces
 
 
 def test_truncate_text_counts_what_it_removed():

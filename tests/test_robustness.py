@@ -390,3 +390,19 @@ def test_a_job_processs_pytest_session_keeps_nothing_per_student(grade):
     for _ in range(8):
         grade(honest)
     assert held() == before, f"kept per student: {held() - before}"
+
+
+def test_a_grading_session_keeps_no_report_of_the_students_it_graded(grade, tmp_path):
+    """A session lasts a whole class: pytest's terminal reporter kept every report of it
+    (three per item, each with the item's keywords), 450 MB of a class of 5,000. The grader's
+    session keeps none, and a failed ``assert`` is still explained (with the reporter's writer)."""
+    import gc
+
+    from _pytest.reports import TestReport
+
+    folder = write_submission(tmp_path / "ada")
+    for _ in range(3):
+        assert grade(folder).score == FULL
+    gc.collect()
+    kept = [r.nodeid for r in gc.get_objects() if isinstance(r, TestReport) and "test_exercise" in r.nodeid]
+    assert kept == []

@@ -15,6 +15,7 @@ the machine's fault, never the student's.
 """
 from __future__ import annotations
 
+import gc
 import io
 import os
 import queue
@@ -70,6 +71,8 @@ class _Loop:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:  # pytest's own progress output is not the grader's
             reporter._tw._file = io.StringIO() if os.name != "posix" else open(os.devnull, "w")  # noqa: SIM115
+            config.pluginmanager.unregister(reporter)
+            config.pluginmanager.register(_Quiet(reporter._tw), "terminalreporter")
 
     def pytest_collectreport(self, report) -> None:
         if report.failed:
@@ -80,6 +83,7 @@ class _Loop:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.items = [i for i in session.items if plugin.gradeable(i)]
+        _settled(session, self.items)
         self.errors += plugin.problems(session, self.items)
         if self.owner.select and not self.items:
             names = ", ".join(sorted(set(self.deselected))[:12]) or "none"
@@ -90,6 +94,8 @@ class _Loop:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         if self.errors:
             return True
+        gc.collect()
+        gc.freeze()  # what lives for the whole session (pytest, the tests, answers): never walked again
         self.owner.ready.set_result(self.items)
         while (job := self.jobs.get()) is not None:
             done: Future = job[1]
@@ -121,7 +127,6 @@ class _Loop:
                         config.hook.pytest_runtest_protocol(item=item, nextitem=following)
             finally:
                 ctx.current = None
-                _forget_reports(config)
             output = worker.output.text()
             isolation = str(worker.isolation) if worker.isolation else "isolation: unknown"
         results = scorer.results()
@@ -133,13 +138,31 @@ class _Loop:
                              grader_errors=bugs)
 
 
-def _forget_reports(config: pytest.Config) -> None:
-    """Drop what pytest's terminal reporter kept of this student's items: it keeps every
-    report of a session (three per item, each with a copy of the item's keywords), and a
-    session here lasts a whole class - 450 MB of a class of 5,000."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.stats.clear()
+class _Quiet:
+    """Stands in for pytest's terminal reporter in a grading session: pytest explains a failed
+    ``assert a == b`` with the reporter's writer (``config.get_terminal_writer``), and that is
+    all a grading session needs of it. The reporter itself wrote progress nobody reads, three
+    times an item, and kept every report of the session (450 MB of a class of 5,000)."""
+
+    def __init__(self, writer):
+        self._tw = writer
+
+
+def _settled(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """Work pytest redoes for every report of every student, done once: collection is over,
+    so neither an item's keywords nor which conftest.py files apply to its path change."""
+    for item in items:  # each report copies them: ~45 names, walked up the node tree every time
+        item.keywords = {name: item.keywords[name] for name in item.keywords}
+    proxies: dict = {}
+    find = session.gethookproxy
+
+    def gethookproxy(path):  # ``item.ihook``, ~13 times an item
+        found = proxies.get(path)
+        if found is None:
+            found = proxies[path] = find(path)
+        return found
+
+    session.gethookproxy = gethookproxy
 
 
 class Session:
