@@ -6,9 +6,10 @@ The CLI runs with ``GRADER_STAGES`` set (``grader.stages``): every grading proce
 up each stage's wall time and entries, its fsyncs and ``compile`` calls, and its CPU
 time. Per student: the sum over the job processes (they grade in parallel, so the
 stages add up to about ``jobs`` x the wall time) divided by N. CPU: each grading
-process's own (getrusage, all threads), what getrusage of this process's children adds
-up of the rest (a process counts there only once its parent reaped it), and the
-machine's busy time over the run: every process, the sandboxed students' included.
+process's own (getrusage, all threads); the students' sandboxed processes and the zygotes
+that fork them, as the zygotes count them (they reap the students; each student's end
+tells the grader); what else the CLI reaped; and the machine's busy time over the run,
+every process included (the rest: bubblewrap, the kernel's threads, anything else).
 """
 from __future__ import annotations
 
@@ -64,10 +65,13 @@ def measure(n: int = 1000, jobs: int = 2, work: Path | None = None, correct_only
         for stage, value in found["counts"].items():
             counts[stage] = counts.get(stage, 0) + value
     seconds["judging"] = seconds.get("hidden tests", 0.0) - seconds.get("round trip", 0.0)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"n": n, "jobs": jobs, "correct_only": correct_only, "wall": wall, "cpu": cpu, "seconds": seconds,
-            "counts": counts, "grader_cpu": sum(p["cpu"] for p in processes), "processes": len(processes),
-            "machine_cpu": busy}
+    # what this process reaped: the CLI (whose own figures are in ``processes`` too) and what
+    # the CLI reaped of its own (not its job processes: the forkserver starts and reaps those)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) \
+        - sum(p["cpu"] for p in processes if p.get("ppid") == os.getpid())
+    return {"n": n, "jobs": jobs, "correct_only": correct_only, "wall": wall, "cpu": max(cpu, 0.0),
+            "seconds": seconds, "counts": counts, "grader_cpu": sum(p["cpu"] for p in processes),
+            "processes": len(processes), "machine_cpu": busy}
 
 
 def machine_busy() -> float:
@@ -80,16 +84,29 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_split(found: dict) -> dict[str, float]:
+    """The run's CPU seconds by who spent them. The students' processes and the zygotes are
+    counted by the zygotes (getrusage of what they reaped, and their own) and told to the
+    grader with each student's end; the rest is the machine's busy time less all of these."""
+    s = found["seconds"]
+    split = {"machine": found["machine_cpu"], "grader": found["grader_cpu"], "reaped": found["cpu"],
+             "students": s.get("student processes (cpu)", 0.0), "zygotes": s.get("zygote (cpu)", 0.0)}
+    split["rest"] = max(split["machine"] - split["grader"] - split["reaped"] - split["students"]
+                        - split["zygotes"], 0.0)
+    return split
+
+
 def report(found: dict) -> list[str]:
     """The figures as Markdown rows: per student, time and entries of each stage."""
     n, s, c = found["n"], found["seconds"], found["counts"]
     kind = "correct hand-ins" if found.get("correct_only") else "the benchmark class (benchmarks/classes.py)"
+    ms = {key: value / n * 1e3 for key, value in cpu_split(found).items()}
     lines = [f"N = {n:,} ({kind}), --jobs {found['jobs']}: {found['wall'] / n * 1e3:.1f} ms wall per student; "
-             f"CPU per student {found['grader_cpu'] / n * 1e3:.1f} ms in the grader's own "
-             f"{found['processes']} processes, {found['cpu'] / n * 1e3:.1f} ms in the processes they reaped "
-             "(not the sandboxes: the zygote reaps its students); across every process (the machine's busy "
-             f"time over the run, the students' sandboxed processes included) "
-             f"{found['machine_cpu'] / n * 1e3:.1f} ms.", "",
+             f"CPU per student across every process (the machine's busy time over the run) "
+             f"{ms['machine']:.1f} ms: the grader's own {found['processes']} processes {ms['grader']:.1f} ms "
+             f"(and {ms['reaped']:.1f} ms in processes the CLI reaped), the students' sandboxed processes "
+             f"{ms['students']:.1f} ms, the zygotes that fork them {ms['zygotes']:.1f} ms, the rest "
+             f"{ms['rest']:.1f} ms (bubblewrap, the kernel's own threads, anything else that ran).", "",
              "| stage | ms per student (summed over job processes) | per student |", "|---|---:|---:|"]
     for label, stage in ROWS:
         entries = f"{c[stage] / n:.1f} x" if stage in c else ""

@@ -52,10 +52,16 @@ def count(name: str, n: int = 1) -> None:
         counts[name] += n
 
 
+def add(name: str, value: float) -> None:
+    """Add ``value`` seconds to ``name`` (time measured elsewhere, e.g. by a sandbox)."""
+    if ON:
+        seconds[name] += value
+
+
 def snapshot() -> dict:
     """This process's figures so far: per stage seconds and counts, and its CPU time."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"pid": os.getpid(), "argv0": sys.argv[0], "cpu": usage.ru_utime + usage.ru_stime,
+    return {"pid": os.getpid(), "ppid": os.getppid(), "argv0": sys.argv[0], "cpu": usage.ru_utime + usage.ru_stime,
             "seconds": dict(seconds), "counts": dict(counts)}
 
 

@@ -10,7 +10,8 @@ every student (``grader.hidden.session``). What a hidden test can ask for:
 
 - ``student``: the hand-in's modules, driven through proxies
   (``student.<module>.<Class>(...).forward(x)`` runs in the sandboxed worker);
-- ``worker``, ``scorer`` (function scope): for tests that plan several graded items;
+- ``worker``, ``scorer``: for tests that plan several graded items (each always the current
+  student's: ``_OfTheStudent``);
 - ``notes`` (function scope): a list; each line a test appends goes into the student's
   report as a note, with no points (e.g. what an optional oracle said);
 - ``assignment``, ``reference``, ``answers``, ``seed``, ``settings`` (session scope):
@@ -323,14 +324,37 @@ def answers():
     return ctx.answers
 
 
-@pytest.fixture
+class _OfTheStudent:
+    """The ``worker`` or ``scorer`` of whichever student is being graded when it is used.
+
+    Session-scoped stand-ins: pytest sets a function-scoped fixture up and tears it down for
+    every item (two hook calls and a finalizer each), twice an item for these two. Attributes
+    and methods are the current student's object's; ``student`` and ``notes`` are still made
+    per item."""
+
+    __slots__ = ("_of",)
+
+    def __init__(self, of: str):
+        object.__setattr__(self, "_of", of)
+
+    def __getattr__(self, name: str):
+        return getattr(getattr(_current(), self._of), name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(getattr(_current(), self._of), name, value)
+
+    def __repr__(self) -> str:
+        return f"<the current student's {self._of}>"
+
+
+@pytest.fixture(scope="session")
 def worker():
-    return _current().worker
+    return _OfTheStudent("worker")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def scorer():
-    return _current().scorer
+    return _OfTheStudent("scorer")
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ class Zygote:
         self.cgroup: cgroups.Cgroup | None = None  # each student's processes, charged together
         self.seccomp = "seccomp: unknown (the sandbox has not started)"
         self.memory = "memory cgroup: unknown (the sandbox has not started)"
+        self._cpu: tuple | None = None  # (process, what its last "exited" said of CPU), for stages
 
     @property
     def alive(self) -> bool:
@@ -206,10 +207,25 @@ class Zygote:
         if self.cgroup is not None:
             self.memory_kills += self.cgroup.new_oom_kills()
         self.tampered = reply.get("tampered") is True
+        self._count_cpu(reply.get("cpu"))
         if reply.get("retire") is not False:  # it could not undo what the child did
             stages.count("sandbox retired")
             self.stop()
         return reply["exited"] if isinstance(reply["exited"], int) else None
+
+    def _count_cpu(self, said) -> None:
+        """Stage figures: the CPU the zygote says its students' processes and it have used
+        since the last one (only ever a benchmark's figure; never a score's)."""
+        if not stages.ON or not (isinstance(said, list) and len(said) == 2
+                                 and all(type(v) is float and 0 <= v < 1e9 for v in said)):
+            return
+        before, self._cpu = self._cpu, (self.proc, said)
+        if before is not None and before[0] is self.proc:
+            for stage, now, then in zip(("student processes", "zygote"), said, before[1], strict=True):
+                stages.add(f"{stage} (cpu)", max(now - then, 0.0))
+        else:  # a new zygote: what it used before its first student is its start
+            stages.add("student processes (cpu)", said[0])
+            stages.add("zygote (cpu)", said[1])
 
     def _expect(self, key: str, seconds: float) -> dict:
         """The zygote's next message, which must hold ``key``."""

@@ -25,6 +25,7 @@ import importlib.util
 import io
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -467,10 +468,17 @@ def zygote(sweep: bool, memory_mb: int, keep: set[str] = frozenset(), own_uid: i
             reap()  # the zombies of orphans, which came back to us
         if code is None:
             return
-        control.send(json.dumps({"exited": code, "memory_kills": memory_kills,
-                                 "tampered": tampered, "retire": retire}).encode())
+        control.send(json.dumps({"exited": code, "memory_kills": memory_kills, "tampered": tampered,
+                                 "retire": retire, "cpu": cpu_seconds()}).encode())
         if retire:  # something could not be undone: the grader starts a fresh sandbox
             return
+
+
+def cpu_seconds() -> list[float]:
+    """CPU time so far of the students' processes (all reaped here: we are their subreaper)
+    and of this zygote: for the grader's stage figures only (``GRADER_STAGES``)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF)]
+    return [u.ru_utime + u.ru_stime for u in usage]
 
 
 def confinement() -> tuple[bytes | None, dict]:
