@@ -562,7 +562,7 @@ def write_student(result: StudentResult, folder: Path, *,
 def _columns(results: Sequence[StudentResult], parts: Sequence[str]) -> list[str]:
     """The given parts, then (sorted) any part a result has that was not listed."""
     known = list(dict.fromkeys(parts))
-    extra = sorted({p for r in results for p in r.parts()} - set(known))
+    extra = sorted({t.part for r in results for t in r.tests} - set(known))  # r.parts()'s names
     return known + extra
 
 
@@ -578,8 +578,7 @@ def write_grades_csv(results: Sequence[StudentResult], parts: Sequence[str], pat
     to ``score``. Duplicate student ids raise ValueError (a gradebook import would
     silently keep one of them).
     """
-    ids = [r.student for r in results]
-    duplicates = sorted({s for s in ids if ids.count(s) > 1})
+    duplicates = sorted(s for s, n in Counter(r.student for r in results).items() if n > 1)
     if duplicates:
         raise ValueError(f"duplicate student ids: {', '.join(duplicates)}")
     columns = _columns(results, parts)
@@ -637,9 +636,10 @@ def _test_stats(results: Sequence[StudentResult], columns: Sequence[str]) -> lis
     stats: dict[tuple[str, str], dict] = {}
     for r in _sorted(results):
         for t in r.tests:
-            s = stats.setdefault((t.part, t.name), {
-                "part": display_text(t.part), "name": display_text(t.name),
-                "n": 0, "score": 0.0, "max_score": 0.0, **{k: 0 for k in STATUSES}})
+            s = stats.get((t.part, t.name))
+            if s is None:
+                s = stats[(t.part, t.name)] = {"part": display_text(t.part), "name": display_text(t.name),
+                                               "n": 0, "score": 0.0, "max_score": 0.0, **{k: 0 for k in STATUSES}}
             s["n"] += 1
             s[t.status] = s.get(t.status, 0) + 1
             s["score"] += t.score
@@ -727,6 +727,20 @@ def _part_stats(results: Sequence[StudentResult], columns: Sequence[str]) -> lis
     return rows
 
 
+def _class_row(r: StudentResult, columns: Sequence[str]) -> dict:
+    """One student's row of the class report (each sum made once: a class may be 10,000)."""
+    score, top, got = r.score, r.max_score, r.parts()
+    return {
+        "student": display_text(r.student), "link": student_link(r.student),
+        "score": score, "max_score": top,
+        "percent": fmt_percent(score, top),
+        "state": _state(score, top),
+        "parts": [got.get(p, {}).get("score", 0.0) for p in columns],
+        "errors": _problem_count(r, ("error",)), "timeouts": _problem_count(r, ("timeout",)),
+        "misconceptions": [display_text(m) for m in r.misconceptions()],
+    }
+
+
 def _class_view(results: Sequence[StudentResult], parts: Sequence[str],
                 hints: Mapping[str, str]) -> dict:
     columns = _columns(results, parts)
@@ -734,15 +748,7 @@ def _class_view(results: Sequence[StudentResult], parts: Sequence[str],
     scores = [r.score for r in ordered]
     maxima = sorted({r.max_score for r in ordered})
     part_rows = _part_stats(ordered, columns)
-    students = [{
-        "student": display_text(r.student), "link": student_link(r.student),
-        "score": r.score, "max_score": r.max_score,
-        "percent": fmt_percent(r.score, r.max_score),
-        "state": _state(r.score, r.max_score),
-        "parts": [r.parts().get(p, {}).get("score", 0.0) for p in columns],
-        "errors": _problem_count(r, ("error",)), "timeouts": _problem_count(r, ("timeout",)),
-        "misconceptions": [display_text(m) for m in r.misconceptions()],
-    } for r in ordered]
+    students = [_class_row(r, columns) for r in ordered]
     return {
         "n": len(ordered),
         "summary": summary_line(ordered),
@@ -790,7 +796,8 @@ def summary_table(results: Sequence[StudentResult], parts: Sequence[str],
     from rich.text import Text
 
     columns = _columns(results, parts)
-    maxima = {p: max((r.parts().get(p, {}).get("max_score", 0) for r in results), default=0)
+    per_student = [r.parts() for r in results]
+    maxima = {p: max((got.get(p, {}).get("max_score", 0) for got in per_student), default=0)
               for p in columns}
     total = max((r.max_score for r in results), default=0)
     from rich import box
